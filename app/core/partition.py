@@ -1,0 +1,215 @@
+"""The state of one input partition of one lens, and its crash-safe checkpoints.
+
+Holds the partition's watermark and one accumulator per open (window, subject).
+Each accumulator remembers the last input offset folded into it, and the
+partition remembers the last offset it fully processed, so after a crash the
+events Kafka hands out again are skipped exactly where they were already
+counted (Faust's exactly-once mode is not trusted: BRIEF section 5).
+
+The caller (a lens agent) drives a cycle per batch:
+  fold(messages) -> checkpoint() is persisted -> closed windows' partials are
+  emitted from that persisted state -> drop_closed() tombstones are persisted ->
+  input offsets are acked.
+Partials are built only from state that is already durable, so a partial sent
+again after a crash is byte-identical under the same key.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Protocol, Sequence
+
+import orjson
+
+from app.core.windows import PartitionWatermark, WindowSpec, window_start, windows_to_force
+
+OVERFLOW_SUBJECT = "_other"
+NO_OFFSET = -1
+
+
+class Accumulator(Protocol):
+    def fold(self, events: list) -> None: ...
+    def to_state(self) -> dict: ...
+    def to_partial(self, subject: str, partition: int, window_s: int) -> dict: ...
+
+
+@dataclass(frozen=True)
+class LensSpec:
+    """What differs between the lenses: how to name a subject and build accumulators."""
+
+    name: str
+    subject_of: Callable[[Any], str]
+    new_accumulator: Callable[[int], Accumulator]  # window_start_s -> accumulator
+    accumulator_from_state: Callable[[dict], Accumulator]
+
+
+@dataclass
+class FoldOutcome:
+    late: list[tuple[int, Any]] = field(default_factory=list)  # (offset, event)
+    folded: int = 0
+    skipped: int = 0  # already counted before a crash
+    overflow: int = 0  # folded into the `_other` subject
+    forced_windows: int = 0  # closed early by the open-window cap
+
+
+@dataclass
+class _Slot:
+    acc: Accumulator
+    offset: int
+
+
+def slot_key(lens: str, partition: int, start_s: int, subject: str) -> str:
+    return f"{lens}|{partition}|{start_s}|{subject}"
+
+
+def meta_key(lens: str, partition: int) -> str:
+    return f"{lens}|{partition}|_meta"
+
+
+class PartitionState:
+    def __init__(self, lens: LensSpec, spec: WindowSpec, partition: int, max_subjects: int,
+                 watermark: PartitionWatermark, offset: int = NO_OFFSET):
+        self.lens = lens
+        self.spec = spec
+        self.partition = partition
+        self.max_subjects = max_subjects
+        self.watermark = watermark
+        self.offset = offset
+        self._slots: dict[tuple[int, str], _Slot] = {}
+        self._subjects: dict[int, set[str]] = {}  # open window start -> subjects
+        self._dirty: set[tuple[int, str]] = set()
+        self._meta_dirty = False
+
+    # -- folding -----------------------------------------------------------------
+    def fold(self, messages: Iterable[tuple[int, Sequence[Any]]], now_s: float) -> FoldOutcome:
+        """Fold (offset, events) pairs given in offset order."""
+        out = FoldOutcome()
+        pending: dict[tuple[int, str], list] = {}
+        pending_offset: dict[tuple[int, str], int] = {}
+        seen_any = False
+        for offset, events in messages:
+            if offset <= self.offset:
+                out.skipped += len(events)
+                continue
+            seen_any = True
+            for event in events:
+                self._route(offset, event, pending, pending_offset, out)
+            self.offset = offset
+        for key, events in pending.items():
+            slot = self._slots.get(key)
+            if slot is None:
+                slot = self._slots[key] = _Slot(self.lens.new_accumulator(key[0]), NO_OFFSET)
+            slot.acc.fold(events)
+            slot.offset = pending_offset[key]
+            self._dirty.add(key)
+            out.folded += len(events)
+        if seen_any:
+            self.watermark.touch(now_s)
+            self._meta_dirty = True
+        return out
+
+    def _route(self, offset: int, event: Any, pending: dict, pending_offset: dict, out: FoldOutcome) -> None:
+        ts_s = event.ts_s
+        if self.watermark.is_late(ts_s):
+            out.late.append((offset, event))
+            return
+        start = window_start(ts_s, self.spec.window_s)
+        if start not in self._subjects:
+            for old in windows_to_force(set(self._subjects), start, self.spec.max_open_windows):
+                self.watermark.force_to(old + self.spec.window_s)
+                out.forced_windows += 1
+            self._subjects[start] = set()
+        subject = self.lens.subject_of(event)
+        subjects = self._subjects[start]
+        if subject not in subjects:
+            if len(subjects) >= self.max_subjects:
+                subject = OVERFLOW_SUBJECT
+                out.overflow += 1
+            subjects.add(subject)
+        key = (start, subject)
+        slot = self._slots.get(key)
+        if slot is not None and offset <= slot.offset:
+            out.skipped += 1  # folded into this window before a crash
+        else:
+            pending.setdefault(key, []).append(event)
+            pending_offset[key] = offset
+        self.watermark.observe(ts_s)
+
+    def idle_advance(self, now_s: float) -> bool:
+        moved = self.watermark.idle_advance(now_s)
+        self._meta_dirty = self._meta_dirty or moved
+        return moved
+
+    # -- checkpoint, close, drop ---------------------------------------------------
+    def checkpoint(self) -> dict[str, bytes]:
+        """Table writes that make everything folded so far durable."""
+        writes = {}
+        for key in self._dirty:
+            slot = self._slots[key]
+            writes[slot_key(self.lens.name, self.partition, *key)] = orjson.dumps(
+                {"offset": slot.offset, "acc": slot.acc.to_state()})
+        if self._meta_dirty:
+            writes[meta_key(self.lens.name, self.partition)] = orjson.dumps(
+                {"offset": self.offset, "watermark": self.watermark.to_state()})
+        self._dirty.clear()
+        self._meta_dirty = False
+        return writes
+
+    def closed_partials(self) -> list[tuple[str, dict]]:
+        """(message key, partial) for every open window the watermark has passed."""
+        partials = []
+        for start in sorted(self._subjects):
+            if not self.watermark.is_closed(start):
+                continue
+            for subject in sorted(self._subjects[start]):
+                slot = self._slots.get((start, subject))
+                if slot is None:
+                    continue
+                key = f"{self.lens.name}|{subject}|{start}|{self.partition}"
+                partials.append((key, slot.acc.to_partial(subject, self.partition, self.spec.window_s)))
+        return partials
+
+    def drop_closed(self) -> list[str]:
+        """Forget closed windows; returns the table keys to tombstone."""
+        tombstones = []
+        for start in [s for s in self._subjects if self.watermark.is_closed(s)]:
+            for subject in self._subjects.pop(start):
+                if self._slots.pop((start, subject), None) is not None:
+                    self._dirty.discard((start, subject))
+                    tombstones.append(slot_key(self.lens.name, self.partition, start, subject))
+        return tombstones
+
+    def watermark_record(self, partitions: int) -> tuple[str, dict]:
+        wm = self.watermark.watermark_s
+        return (f"{self.lens.name}|_watermark|{self.partition}", {
+            "lens": self.lens.name, "type": "watermark", "partition": self.partition,
+            "partitions": partitions, "watermark": None if wm == float("-inf") else wm,
+        })
+
+    @property
+    def open_slots(self) -> int:
+        return len(self._slots)
+
+    # -- recovery ----------------------------------------------------------------------
+    @classmethod
+    def restore(cls, lens: LensSpec, spec: WindowSpec, partition: int, max_subjects: int,
+                items: Iterable[tuple[str, bytes]], now_s: float) -> "PartitionState":
+        """Rebuild from this partition's table entries (as written by `checkpoint`)."""
+        meta = {"offset": NO_OFFSET, "watermark": {}}
+        slots = []
+        for key, raw in items:
+            value = orjson.loads(raw)
+            if key == meta_key(lens.name, partition):
+                meta = value
+            else:
+                _, _, start, subject = key.split("|", 3)
+                slots.append((int(start), subject, value))
+        state = cls(lens, spec, partition, max_subjects,
+                    PartitionWatermark.from_state(spec, meta["watermark"], now_s), meta["offset"])
+        for start, subject, value in slots:
+            state._slots[(start, subject)] = _Slot(lens.accumulator_from_state(value["acc"]), value["offset"])
+            state._subjects.setdefault(start, set()).add(subject)
+        return state
+
+
+def partition_prefix(lens: str, partition: int) -> str:
+    return f"{lens}|{partition}|"

@@ -1,0 +1,164 @@
+"""One frozen settings object, read once from the environment.
+
+Nothing reads the environment at import time: `Settings.from_env()` is called by
+entrypoints (CLI, worker) and the result is passed down.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+
+class SettingsError(ValueError):
+    """A setting has a bad value; the message names the variable and the fix."""
+
+
+def _int(name: str, raw: str, minimum: int | None = None) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not an integer; set {name} to a whole number") from None
+    if minimum is not None and value < minimum:
+        raise SettingsError(f"{name}={raw!r} must be at least {minimum}")
+    return value
+
+
+def _float(name: str, raw: str, minimum: float | None = None, maximum: float | None = None) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number; set {name} to a number") from None
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        raise SettingsError(f"{name}={raw!r} must be between {minimum} and {maximum}")
+    return value
+
+
+def _str(name: str, raw: str) -> str:
+    if not raw.strip():
+        raise SettingsError(f"{name} is empty; unset it to use the default or give a value")
+    return raw.strip()
+
+
+def _csv(name: str, raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _quantiles(name: str, raw: str) -> tuple[float, ...]:
+    values = []
+    for part in _csv(name, raw):
+        q = _float(name, part, 0.0, 1.0)
+        if not 0.0 < q < 1.0:
+            raise SettingsError(f"{name}={raw!r}: each quantile must be strictly between 0 and 1, e.g. 0.5,0.95,0.99")
+        values.append(q)
+    if not values:
+        raise SettingsError(f"{name} is empty; give quantiles such as 0.5,0.95,0.99")
+    return tuple(values)
+
+
+def _status_ranges(name: str, raw: str) -> str:
+    # Parsed into a status set by the SRE core; here only the syntax is checked early.
+    for part in _csv(name, raw):
+        bounds = part.split("-")
+        if len(bounds) > 2 or not all(b.strip().isdigit() for b in bounds):
+            raise SettingsError(f"{name}={raw!r}: use statuses and ranges like 500-599,429")
+    return raw
+
+
+# field name -> (environment variable, parser); parsers take (variable, raw text).
+_ENV: dict[str, tuple[str, Callable[[str, str], object]]] = {
+    "bootstrap_servers": ("KAFKA_BOOTSTRAP_SERVERS", _str),
+    "app_id": ("LENSBRIDGE_APP_ID", _str),
+    "topic_requests": ("LENSBRIDGE_TOPIC_REQUESTS", _str),
+    "topic_rum": ("LENSBRIDGE_TOPIC_RUM", _str),
+    "topic_summaries": ("LENSBRIDGE_TOPIC_SUMMARIES", _str),
+    "topic_alerts": ("LENSBRIDGE_TOPIC_ALERTS", _str),
+    "topic_dlq": ("LENSBRIDGE_TOPIC_DLQ", _str),
+    "partitions": ("LENSBRIDGE_PARTITIONS", lambda n, r: _int(n, r, 1)),
+    "window_s": ("LENSBRIDGE_WINDOW_SECONDS", lambda n, r: _int(n, r, 1)),
+    "grace_s": ("LENSBRIDGE_GRACE_SECONDS", lambda n, r: _float(n, r, 0.0)),
+    "idle_s": ("LENSBRIDGE_IDLE_SECONDS", lambda n, r: _float(n, r, 0.1)),
+    "max_open_windows": ("LENSBRIDGE_MAX_OPEN_WINDOWS", lambda n, r: _int(n, r, 1)),
+    "max_subjects": ("LENSBRIDGE_MAX_SUBJECTS", lambda n, r: _int(n, r, 1)),
+    "max_future_skew_s": ("LENSBRIDGE_MAX_FUTURE_SKEW_SECONDS", lambda n, r: _float(n, r, 0.0)),
+    "max_message_bytes": ("LENSBRIDGE_MAX_MESSAGE_BYTES", lambda n, r: _int(n, r, 64)),
+    "error_statuses": ("LENSBRIDGE_ERROR_STATUSES", _status_ranges),
+    "digest_compression": ("LENSBRIDGE_DIGEST_COMPRESSION", lambda n, r: _int(n, r, 10)),
+    "latency_quantiles": ("LENSBRIDGE_LATENCY_QUANTILES", _quantiles),
+    "availability_slice_s": ("LENSBRIDGE_AVAILABILITY_SLICE_SECONDS", lambda n, r: _int(n, r, 1)),
+    "availability_error_ratio": ("LENSBRIDGE_AVAILABILITY_ERROR_RATIO", lambda n, r: _float(n, r, 0.0, 1.0)),
+    "cohort_keys": ("LENSBRIDGE_COHORT_KEYS", _csv),
+    "cx_rolling_windows": ("LENSBRIDGE_CX_ROLLING_WINDOWS", lambda n, r: _int(n, r, 1)),
+    "flush_events": ("LENSBRIDGE_FLUSH_EVENTS", lambda n, r: _int(n, r, 1)),
+    "flush_interval_s": ("LENSBRIDGE_FLUSH_INTERVAL_SECONDS", lambda n, r: _float(n, r, 0.01)),
+    "metrics_port": ("LENSBRIDGE_METRICS_PORT", lambda n, r: _int(n, r, 0)),
+    "web_port": ("LENSBRIDGE_WEB_PORT", lambda n, r: _int(n, r, 0)),
+    "data_dir": ("LENSBRIDGE_DATA_DIR", _str),
+    "standby_replicas": ("LENSBRIDGE_STANDBY_REPLICAS", lambda n, r: _int(n, r, 0)),
+    "log_level": ("LENSBRIDGE_LOG_LEVEL", _str),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    bootstrap_servers: str = "localhost:9092"
+    app_id: str = "lensbridge"
+    topic_requests: str = "requests"
+    topic_rum: str = "rum-events"
+    topic_summaries: str = "lens-summaries"
+    topic_alerts: str = "correlation-alerts"
+    topic_dlq: str = "lensbridge-dlq"
+    partitions: int = 4
+    window_s: int = 60
+    grace_s: float = 10.0
+    idle_s: float = 15.0
+    max_open_windows: int = 8
+    max_subjects: int = 10_000
+    max_future_skew_s: float = 300.0
+    max_message_bytes: int = 1_048_576
+    error_statuses: str = "500-599"
+    digest_compression: int = 200
+    latency_quantiles: tuple[float, ...] = (0.5, 0.95, 0.99)
+    availability_slice_s: int = 10
+    availability_error_ratio: float = 0.05
+    cohort_keys: tuple[str, ...] = ()
+    cx_rolling_windows: int = 5
+    flush_events: int = 2000
+    flush_interval_s: float = 0.5
+    metrics_port: int = 9108
+    web_port: int = 6066
+    data_dir: str = ".lensbridge-data"
+    standby_replicas: int = 0
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
+        values = {}
+        for field, (variable, parse) in _ENV.items():
+            if variable in env:
+                values[field] = parse(variable, env[variable])
+        settings = cls(**values)
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        if self.availability_slice_s > self.window_s or self.window_s % self.availability_slice_s:
+            raise SettingsError(
+                f"LENSBRIDGE_AVAILABILITY_SLICE_SECONDS={self.availability_slice_s} must divide "
+                f"LENSBRIDGE_WINDOW_SECONDS={self.window_s}"
+            )
+        if self.grace_s >= self.window_s * self.max_open_windows:
+            raise SettingsError(
+                f"LENSBRIDGE_GRACE_SECONDS={self.grace_s} keeps more windows open than "
+                f"LENSBRIDGE_MAX_OPEN_WINDOWS={self.max_open_windows} allows; lower the grace or raise the cap"
+            )
+
+    def replace(self, **changes) -> "Settings":
+        return dataclasses.replace(self, **changes)
+
+
+def env_variable(field: str) -> str:
+    """The environment variable behind a settings field (for error messages and docs)."""
+    return _ENV[field][0]
