@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
+from app.core.sre import parse_error_statuses
+
 
 class SettingsError(ValueError):
     """A setting has a bad value; the message names the variable and the fix."""
@@ -58,11 +60,10 @@ def _quantiles(name: str, raw: str) -> tuple[float, ...]:
 
 
 def _status_ranges(name: str, raw: str) -> str:
-    # Parsed into a status set by the SRE core; here only the syntax is checked early.
-    for part in _csv(name, raw):
-        bounds = part.split("-")
-        if len(bounds) > 2 or not all(b.strip().isdigit() for b in bounds):
-            raise SettingsError(f"{name}={raw!r}: use statuses and ranges like 500-599,429")
+    try:
+        parse_error_statuses(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name}={raw!r}: {exc}") from None
     return raw
 
 

@@ -27,7 +27,6 @@ NO_OFFSET = -1
 
 
 class Accumulator(Protocol):
-    def fold(self, events: list) -> None: ...
     def to_state(self) -> dict: ...
     def to_partial(self, subject: str, partition: int, window_s: int) -> dict: ...
 
@@ -40,6 +39,7 @@ class LensSpec:
     subject_of: Callable[[Any], str]
     new_accumulator: Callable[[int], Accumulator]  # window_start_s -> accumulator
     accumulator_from_state: Callable[[dict], Accumulator]
+    fold: Callable[[Accumulator, list], None]  # fold one batch of events into an accumulator
 
 
 @dataclass
@@ -98,7 +98,7 @@ class PartitionState:
             slot = self._slots.get(key)
             if slot is None:
                 slot = self._slots[key] = _Slot(self.lens.new_accumulator(key[0]), NO_OFFSET)
-            slot.acc.fold(events)
+            self.lens.fold(slot.acc, events)
             slot.offset = pending_offset[key]
             self._dirty.add(key)
             out.folded += len(events)

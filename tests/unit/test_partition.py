@@ -26,7 +26,7 @@ class Counter:
         return {"subject": subject, "window_start": self.start_s, "partition": partition, "n": self.n}
 
 
-LENS = LensSpec("t", lambda e: e.subject, Counter, lambda s: Counter(s["start"], s["n"]))
+LENS = LensSpec("t", lambda e: e.subject, Counter, lambda s: Counter(s["start"], s["n"]), Counter.fold)
 SPEC = WindowSpec(window_s=60, grace_s=10, idle_s=15, max_open_windows=3)
 
 

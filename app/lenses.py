@@ -1,0 +1,67 @@
+"""The two lenses, described for the generic machinery: decoder, subject, accumulators, merge.
+
+Built once from the settings by the worker; everything here is plain wiring of
+the pure core, so the agents stay free of lens-specific code.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from app.core import cx, sre
+from app.core.decode import DecodeLimits, Rejected, decode_requests, decode_rum
+from app.core.partition import LensSpec
+from app.core.windows import WindowSpec
+from app.settings import Settings
+
+Decoder = Callable[[bytes | None, float], tuple[list, list[Rejected]]]
+
+
+@dataclass(frozen=True)
+class Lens:
+    name: str
+    topic: str
+    spec: LensSpec
+    decode: Decoder
+    merge: Callable[[list[dict]], dict]
+
+
+def window_spec(settings: Settings) -> WindowSpec:
+    return WindowSpec(settings.window_s, settings.grace_s, settings.idle_s, settings.max_open_windows)
+
+
+def _limits(settings: Settings) -> DecodeLimits:
+    return DecodeLimits(settings.max_message_bytes, settings.max_future_skew_s)
+
+
+def sre_lens(settings: Settings) -> Lens:
+    is_error = sre.parse_error_statuses(settings.error_statuses)
+    slice_s, compression = settings.availability_slice_s, settings.digest_compression
+
+    limits = _limits(settings)
+    return Lens(
+        name="sre",
+        topic=settings.topic_requests,
+        spec=LensSpec("sre", lambda e: e.service, lambda start: sre.SreAccumulator(start, slice_s, compression),
+                      sre.SreAccumulator.from_state, lambda acc, events: acc.fold(events, is_error)),
+        decode=lambda raw, now_s: decode_requests(raw, now_s, limits),
+        merge=lambda partials: sre.merge_sre_partials(
+            partials, settings.latency_quantiles, settings.availability_error_ratio, compression),
+    )
+
+
+def cx_lens(settings: Settings) -> Lens:
+    compression = settings.digest_compression
+    limits, cohort_keys = _limits(settings), settings.cohort_keys
+    return Lens(
+        name="cx",
+        topic=settings.topic_rum,
+        spec=LensSpec("cx", lambda e: e.cohort, lambda start: cx.CxAccumulator(start, compression),
+                      cx.CxAccumulator.from_state, lambda acc, events: acc.fold(events)),
+        decode=lambda raw, now_s: decode_rum(raw, now_s, limits, cohort_keys),
+        merge=lambda partials: cx.merge_cx_partials(partials, compression=compression),
+    )
+
+
+def lenses(settings: Settings) -> dict[str, Lens]:
+    return {lens.name: lens for lens in (sre_lens(settings), cx_lens(settings))}

@@ -1,0 +1,123 @@
+"""Prometheus metrics as one bundle on an injected registry.
+
+Tests build `Metrics(CollectorRegistry())`; the worker builds one on its own
+registry and serves it with prometheus-client's HTTP server on its own port,
+so `/metrics` answers while Faust is still recovering tables.
+Label values for services and cohorts are capped: a stream with unbounded
+subjects must not become an unbounded number of series.
+"""
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+
+from app.core.digest import quantile_key
+
+OVERFLOW_LABEL = "_other"
+
+
+class LabelLimiter:
+    """Admits at most `limit` distinct values; later ones map to `_other`."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.seen: set[str] = set()
+
+    def __call__(self, value: str) -> str:
+        if value in self.seen:
+            return value
+        if len(self.seen) >= self.limit:
+            return OVERFLOW_LABEL
+        self.seen.add(value)
+        return value
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry, max_label_values: int = 500):
+        self.registry = registry
+        self.subject_label = LabelLimiter(max_label_values)
+        r = registry
+        self.events = Counter("lensbridge_events", "Events folded into windows", ["lens"], registry=r)
+        self.invalid = Counter("lensbridge_invalid_events", "Input elements sent to the dead-letter topic",
+                               ["topic", "reason"], registry=r)
+        self.late = Counter("lensbridge_late_events", "Events for windows already closed (dead-lettered)",
+                            ["lens"], registry=r)
+        self.replay_skipped = Counter("lensbridge_replayed_events_skipped",
+                                      "Events seen again after a restart and skipped (already counted)",
+                                      ["lens"], registry=r)
+        self.overflow = Counter("lensbridge_subject_overflow_events",
+                                "Events folded into the _other subject because of the subject cap",
+                                ["lens"], registry=r)
+        self.windows_closed = Counter("lensbridge_windows_closed", "Partition windows closed and emitted",
+                                      ["lens"], registry=r)
+        self.windows_forced = Counter("lensbridge_windows_forced_closed",
+                                      "Windows closed early by the open-window cap", ["lens"], registry=r)
+        self.watermark_lag = Gauge("lensbridge_watermark_lag_seconds",
+                                   "Wall clock minus the lowest partition watermark of this worker",
+                                   ["lens"], registry=r)
+        self.open_slots = Gauge("lensbridge_open_window_subjects", "Open (window, subject) accumulators",
+                                ["lens"], registry=r)
+        self.ready = Gauge("lensbridge_ready", "1 once table recovery finished and agents run", registry=r)
+        self._sre_gauges(r)
+        self._cx_gauges(r)
+
+    def _sre_gauges(self, r: CollectorRegistry) -> None:
+        self.sre_latency = Gauge("lensbridge_sre_latency_seconds", "Latency quantile, last closed window",
+                                 ["service", "quantile"], registry=r)
+        self.sre_error_ratio = Gauge("lensbridge_sre_error_ratio", "Error ratio, last closed window",
+                                     ["service"], registry=r)
+        self.sre_availability = Gauge("lensbridge_sre_availability_ratio",
+                                      "Share of availability slices that were up, last closed window",
+                                      ["service"], registry=r)
+        self.sre_requests = Gauge("lensbridge_sre_requests", "Requests in the last closed window",
+                                  ["service"], registry=r)
+
+    def _cx_gauges(self, r: CollectorRegistry) -> None:
+        self.cx_frustration = Gauge("lensbridge_cx_frustration_ratio",
+                                    "Frustrated sessions / sessions, last closed window", ["cohort"], registry=r)
+        self.cx_abandonment = Gauge("lensbridge_cx_abandonment_ratio",
+                                    "Abandoned page views / page views, last closed window", ["cohort"], registry=r)
+        self.cx_sessions = Gauge("lensbridge_cx_sessions", "Distinct sessions, last closed window",
+                                 ["cohort"], registry=r)
+        self.cx_tti = Gauge("lensbridge_cx_tti_seconds", "Time-to-interactive quantile, last closed window",
+                            ["cohort", "quantile"], registry=r)
+        self.cx_web_vital = Gauge("lensbridge_cx_web_vital",
+                                  "Web vital at p75 (seconds; CLS unitless), last closed window",
+                                  ["cohort", "name"], registry=r)
+        self.cx_frustration_events = Gauge("lensbridge_cx_frustration_events",
+                                           "Frustration events by type, last closed window",
+                                           ["cohort", "type"], registry=r)
+
+    # -- merged views -> gauges ---------------------------------------------------------
+    def observe_sre_window(self, merged: dict, quantiles: tuple[float, ...]) -> None:
+        service = self.subject_label(merged["subject"])
+        for q in quantiles:
+            value = merged["latency_ms"].get(quantile_key(q))
+            if value is not None:
+                self.sre_latency.labels(service, str(q)).set(value / 1000.0)
+        if merged.get("error_ratio") is not None:
+            self.sre_error_ratio.labels(service).set(merged["error_ratio"])
+        if merged.get("availability") is not None:
+            self.sre_availability.labels(service).set(merged["availability"])
+        self.sre_requests.labels(service).set(merged["requests"])
+
+    def observe_cx_window(self, merged: dict, tti_quantiles: tuple[float, ...]) -> None:
+        cohort = self.subject_label(merged["subject"])
+        if merged.get("frustration_ratio") is not None:
+            self.cx_frustration.labels(cohort).set(merged["frustration_ratio"])
+        if merged.get("abandonment_ratio") is not None:
+            self.cx_abandonment.labels(cohort).set(merged["abandonment_ratio"])
+        self.cx_sessions.labels(cohort).set(merged["sessions"])
+        for q in tti_quantiles:
+            value = merged["tti_ms"].get(quantile_key(q))
+            if value is not None:
+                self.cx_tti.labels(cohort, str(q)).set(value / 1000.0)
+        for name, value in merged.get("web_vitals", {}).items():
+            if value is not None:
+                self.cx_web_vital.labels(cohort, name).set(value if name == "CLS" else value / 1000.0)
+        for kind, count in merged.get("frustration_events", {}).items():
+            self.cx_frustration_events.labels(cohort, kind).set(count)
+
+
+def serve(metrics: Metrics, port: int, addr: str = "0.0.0.0") -> None:
+    """Serve /metrics from prometheus-client's own thread, independent of Faust's web server."""
+    start_http_server(port, addr=addr, registry=metrics.registry)

@@ -1,0 +1,47 @@
+"""Durable per-partition state on a plain Faust table (changelog-backed).
+
+Faust lets a table be written only while a stream is iterating an event of the
+same partition (faust-streaming #497: timers and batches raise TypeError). Our
+writes happen at batch flushes and from the idle-advance timer, always for a
+known input partition, so this adapter writes the local store and the changelog
+record for an explicit partition with the table's public `send_changelog`, and
+hands back the futures so the caller can await durability before it acks input.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Iterable
+
+
+class TableStore:
+    def __init__(self, table: Any):
+        self.table = table
+
+    def items(self, prefix: str) -> list[tuple[str, bytes]]:
+        """Entries whose key starts with `prefix` (keys are stored as UTF-8 bytes)."""
+        raw_prefix = prefix.encode()
+        return [(key.decode(), value) for key, value in list(self.table.data.items())
+                if key.startswith(raw_prefix) and value is not None]
+
+    def write(self, partition: int, writes: dict[str, bytes | None]) -> list[asyncio.Future]:
+        """Apply writes (None = delete) locally and to the changelog partition."""
+        futures = []
+        data = self.table.data
+        for key, value in writes.items():
+            raw_key = key.encode()
+            if value is None:
+                data.pop(raw_key, None)
+            else:
+                data[raw_key] = value
+            futures.append(self.table.send_changelog(partition, raw_key, value))
+        return futures
+
+    async def write_and_wait(self, partition: int, writes: dict[str, bytes | None]) -> None:
+        await wait_all(self.write(partition, writes))
+
+
+async def wait_all(futures: Iterable[asyncio.Future]) -> None:
+    """Wait for every send; the first failure propagates (input is then not acked)."""
+    pending = list(futures)
+    if pending:
+        await asyncio.gather(*pending)
