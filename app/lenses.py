@@ -34,6 +34,11 @@ def _limits(settings: Settings) -> DecodeLimits:
     return DecodeLimits(settings.max_message_bytes, settings.max_future_skew_s)
 
 
+# Merging k partition digests into one of the same size loses tail resolution (p99 off by
+# more than 1% at a few thousand values per window, measured); the merged digest keeps more.
+MERGE_RESOLUTION = 4
+
+
 def sre_lens(settings: Settings) -> Lens:
     is_error = sre.parse_error_statuses(settings.error_statuses)
     slice_s, compression = settings.availability_slice_s, settings.digest_compression
@@ -46,7 +51,8 @@ def sre_lens(settings: Settings) -> Lens:
                       sre.SreAccumulator.from_state, lambda acc, events: acc.fold(events, is_error)),
         decode=lambda raw, now_s: decode_requests(raw, now_s, limits),
         merge=lambda partials: sre.merge_sre_partials(
-            partials, settings.latency_quantiles, settings.availability_error_ratio, compression),
+            partials, settings.latency_quantiles, settings.availability_error_ratio,
+            compression * MERGE_RESOLUTION),
     )
 
 
@@ -59,7 +65,7 @@ def cx_lens(settings: Settings) -> Lens:
         spec=LensSpec("cx", lambda e: e.cohort, lambda start: cx.CxAccumulator(start, compression),
                       cx.CxAccumulator.from_state, lambda acc, events: acc.fold(events)),
         decode=lambda raw, now_s: decode_rum(raw, now_s, limits, cohort_keys),
-        merge=lambda partials: cx.merge_cx_partials(partials, compression=compression),
+        merge=lambda partials: cx.merge_cx_partials(partials, compression=compression * MERGE_RESOLUTION),
     )
 
 

@@ -76,6 +76,12 @@ _ENV: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "topic_summaries": ("LENSBRIDGE_TOPIC_SUMMARIES", _str),
     "topic_alerts": ("LENSBRIDGE_TOPIC_ALERTS", _str),
     "topic_dlq": ("LENSBRIDGE_TOPIC_DLQ", _str),
+    "topic_windows": ("LENSBRIDGE_TOPIC_WINDOWS", _str),
+    "security_protocol": ("KAFKA_SECURITY_PROTOCOL", _str),
+    "sasl_mechanism": ("KAFKA_SASL_MECHANISM", _str),
+    "sasl_username": ("KAFKA_SASL_USERNAME", _str),
+    "sasl_password": ("KAFKA_SASL_PASSWORD", _str),
+    "ssl_cafile": ("KAFKA_SSL_CAFILE", _str),
     "partitions": ("LENSBRIDGE_PARTITIONS", lambda n, r: _int(n, r, 1)),
     "window_s": ("LENSBRIDGE_WINDOW_SECONDS", lambda n, r: _int(n, r, 1)),
     "grace_s": ("LENSBRIDGE_GRACE_SECONDS", lambda n, r: _float(n, r, 0.0)),
@@ -97,8 +103,12 @@ _ENV: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "web_port": ("LENSBRIDGE_WEB_PORT", lambda n, r: _int(n, r, 0)),
     "data_dir": ("LENSBRIDGE_DATA_DIR", _str),
     "standby_replicas": ("LENSBRIDGE_STANDBY_REPLICAS", lambda n, r: _int(n, r, 0)),
+    "session_timeout_s": ("LENSBRIDGE_SESSION_TIMEOUT_SECONDS", lambda n, r: _float(n, r, 6.0, 300.0)),
     "log_level": ("LENSBRIDGE_LOG_LEVEL", _str),
 }
+
+
+_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 
 
 @dataclass(frozen=True)
@@ -110,6 +120,12 @@ class Settings:
     topic_summaries: str = "lens-summaries"
     topic_alerts: str = "correlation-alerts"
     topic_dlq: str = "lensbridge-dlq"
+    topic_windows: str = "lens-windows"
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = "PLAIN"
+    sasl_username: str = ""
+    sasl_password: str = dataclasses.field(default="", repr=False)
+    ssl_cafile: str = ""
     partitions: int = 4
     window_s: int = 60
     grace_s: float = 10.0
@@ -119,7 +135,7 @@ class Settings:
     max_future_skew_s: float = 300.0
     max_message_bytes: int = 1_048_576
     error_statuses: str = "500-599"
-    digest_compression: int = 200
+    digest_compression: int = 500
     latency_quantiles: tuple[float, ...] = (0.5, 0.95, 0.99)
     availability_slice_s: int = 10
     availability_error_ratio: float = 0.05
@@ -131,6 +147,7 @@ class Settings:
     web_port: int = 6066
     data_dir: str = ".lensbridge-data"
     standby_replicas: int = 0
+    session_timeout_s: float = 30.0
     log_level: str = "info"
 
     @classmethod
@@ -142,6 +159,7 @@ class Settings:
                 values[field] = parse(variable, env[variable])
         settings = cls(**values)
         settings.check()
+        settings.check_security()
         return settings
 
     def check(self) -> None:
@@ -155,6 +173,15 @@ class Settings:
                 f"LENSBRIDGE_GRACE_SECONDS={self.grace_s} keeps more windows open than "
                 f"LENSBRIDGE_MAX_OPEN_WINDOWS={self.max_open_windows} allows; lower the grace or raise the cap"
             )
+
+    def check_security(self) -> None:
+        if self.security_protocol not in _PROTOCOLS:
+            raise SettingsError(f"KAFKA_SECURITY_PROTOCOL={self.security_protocol!r} must be one of {', '.join(_PROTOCOLS)}")
+        if self.security_protocol.startswith("SASL") and not (self.sasl_username and self.sasl_password):
+            raise SettingsError(f"KAFKA_SECURITY_PROTOCOL={self.security_protocol} needs KAFKA_SASL_USERNAME "
+                                "and KAFKA_SASL_PASSWORD")
+        if self.ssl_cafile and not os.path.isfile(self.ssl_cafile):
+            raise SettingsError(f"KAFKA_SSL_CAFILE={self.ssl_cafile!r} is not a readable file")
 
     def replace(self, **changes) -> "Settings":
         return dataclasses.replace(self, **changes)

@@ -114,7 +114,8 @@ class PartitionState:
             return
         start = window_start(ts_s, self.spec.window_s)
         if start not in self._subjects:
-            for old in windows_to_force(set(self._subjects), start, self.spec.max_open_windows):
+            still_open = {s for s in self._subjects if not self.watermark.is_closed(s)}
+            for old in windows_to_force(still_open, start, self.spec.max_open_windows):
                 self.watermark.force_to(old + self.spec.window_s)
                 out.forced_windows += 1
             self._subjects[start] = set()
@@ -134,8 +135,11 @@ class PartitionState:
             pending_offset[key] = offset
         self.watermark.observe(ts_s)
 
-    def idle_advance(self, now_s: float) -> bool:
-        moved = self.watermark.idle_advance(now_s)
+    def advance_to(self, watermark_s: float) -> bool:
+        """Idle advance (see `windows.idle_targets`); True if the watermark moved."""
+        before = self.watermark.watermark_s
+        self.watermark.force_to(watermark_s)
+        moved = self.watermark.watermark_s != before
         self._meta_dirty = self._meta_dirty or moved
         return moved
 

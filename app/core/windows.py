@@ -8,9 +8,12 @@ pure code with the wall clock passed in:
 - watermark = highest event time seen on the partition minus `grace_s`;
   a window [start, end) is closed once the watermark reaches `end`;
 - an event whose window is already closed is late (the caller dead-letters it);
-- idle advance: after `idle_s` of wall-clock time without events the watermark
-  follows the wall clock (`now - grace_s`), so the last windows close when
-  traffic stops and an empty partition never holds the others back.
+- idle advance (`idle_targets`): a partition that is caught up with its log and
+  has had no events for `idle_s` of wall-clock time follows the highest watermark of the lens's other partitions,
+  so an empty partition never holds the others back; when every partition is
+  idle, event time moves on with the wall clock from the last event seen, so
+  the last windows close when traffic stops. Historical data keeps its own
+  event time: a replay of last week is not declared late by today's clock.
 
 Lateness is decided event by event in offset order, never per batch, so the
 same input gives the same windows however the consumer happens to batch it
@@ -19,6 +22,7 @@ same input gives the same windows however the consumer happens to batch it
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Collection
 
 NO_WATERMARK = float("-inf")
 
@@ -69,18 +73,11 @@ class PartitionWatermark:
         if watermark_s > self.watermark_s:
             self.watermark_s = watermark_s
 
-    def idle_advance(self, now_s: float) -> bool:
-        """Follow the wall clock when the partition has been idle; True if it moved."""
+    def is_idle(self, now_s: float) -> bool:
+        """No events for `idle_s` of wall-clock time (a partition never seen counts from recovery)."""
         if self.last_event_wall_s is None:
             self.last_event_wall_s = now_s  # first sight: start the idle timer now
-            return False
-        if now_s - self.last_event_wall_s < self.spec.idle_s:
-            return False
-        target = now_s - self.spec.grace_s
-        if target <= self.watermark_s:
-            return False
-        self.watermark_s = target
-        return True
+        return now_s - self.last_event_wall_s >= self.spec.idle_s
 
     def is_closed(self, start_s: int) -> bool:
         return start_s + self.spec.window_s <= self.watermark_s
@@ -96,6 +93,28 @@ class PartitionWatermark:
         watermark = state.get("watermark_s")
         # The idle timer restarts at recovery: wall time spent down is not idleness of the input.
         return cls(spec, NO_WATERMARK if watermark is None else watermark, state.get("max_ts_s"), now_s)
+
+
+def idle_targets(marks: dict[int, PartitionWatermark], now_s: float, caught_up: Collection[int]) -> dict[int, float]:
+    """Watermark each idle partition should move to (only partitions that would move).
+
+    Idle means caught up with the end of its log *and* quiet for `idle_s`: a partition
+    whose backlog simply has not been fetched yet is not idle, or its own events would
+    turn late when it follows the others.
+    """
+    idle = {p for p, m in marks.items() if p in caught_up and m.is_idle(now_s)}
+    if not idle:
+        return {}
+    seen = [m for m in marks.values() if m.max_ts_s is not None]
+    if not seen:
+        return {}  # nothing to follow yet: no event time exists on this lens
+    if len(idle) == len(marks):  # traffic stopped: event time flows with the wall clock
+        newest_ts = max(m.max_ts_s for m in seen)
+        last_wall = max(m.last_event_wall_s for m in seen)
+        target = newest_ts + (now_s - last_wall) - seen[0].spec.grace_s
+    else:
+        target = max(m.watermark_s for m in marks.values())
+    return {p: target for p in idle if target > marks[p].watermark_s}
 
 
 def windows_to_force(open_starts: set[int], new_start: int, max_open: int) -> list[int]:

@@ -135,8 +135,8 @@ def test_idle_advance_closes_last_window():
     state = fresh()
     state.fold([(0, [Ev(1000, "a")])], now_s=1000)
     assert state.closed_partials() == []
-    assert not state.idle_advance(1014)  # not idle long enough
-    assert state.idle_advance(1040)  # watermark follows the wall clock: 1030
+    assert state.advance_to(1030)
+    assert not state.advance_to(1020)  # never backwards
     assert [p["window_start"] for _, p in state.closed_partials()] == [960]
     assert state.checkpoint()["t|2|_meta"]
 

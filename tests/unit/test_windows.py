@@ -1,4 +1,5 @@
-from app.core.windows import NO_WATERMARK, PartitionWatermark, WindowSpec, window_start, windows_to_force
+from app.core.windows import (NO_WATERMARK, PartitionWatermark, WindowSpec, idle_targets, window_start,
+                              windows_to_force)
 
 SPEC = WindowSpec(window_s=60, grace_s=10, idle_s=15, max_open_windows=3)
 
@@ -38,23 +39,51 @@ def test_event_within_grace_is_not_late():
     assert not wm.is_late(1015)
 
 
-def test_idle_advance_follows_wall_clock_after_idle_seconds():
-    wm = PartitionWatermark(SPEC)
-    wm.observe(1000)
-    wm.touch(now_s=5000)
-    assert not wm.idle_advance(5014.9)
-    assert wm.watermark_s == 990
-    assert wm.idle_advance(5015)
-    assert wm.watermark_s == 5005
-    assert wm.is_closed(960)
+def marks(*specs):
+    out = {}
+    for p, (ts, wall) in enumerate(specs):
+        m = PartitionWatermark(SPEC)
+        if ts is not None:
+            m.observe(ts)
+        m.touch(wall)
+        out[p] = m
+    return out
 
 
-def test_partition_with_no_data_advances_after_idle_seconds():
-    wm = PartitionWatermark(SPEC)
-    assert not wm.idle_advance(100.0)  # first sight starts the timer
-    assert not wm.idle_advance(114.0)
-    assert wm.idle_advance(115.0)
-    assert wm.watermark_s == 105.0
+def test_idle_partition_follows_the_busiest_partition():
+    ms = marks((5000, 100), (1000, 80))  # partition 1 idle for 20 s, partition 0 active
+    assert idle_targets(ms, now_s=105, caught_up={0, 1}) == {1: 4990}
+
+
+def test_partition_with_no_data_never_holds_the_others_back():
+    ms = marks((5000, 100), (None, 80))
+    assert idle_targets(ms, now_s=105, caught_up={0, 1}) == {1: 4990}
+
+
+def test_partition_with_unread_backlog_is_not_idle():
+    ms = marks((5000, 100), (1000, 80))  # partition 1 quiet for 25 s but its backlog is not read yet
+    assert idle_targets(ms, now_s=105, caught_up={0}) == {}
+
+
+def test_nothing_to_follow_before_any_event():
+    ms = marks((None, 0), (None, 0))
+    assert idle_targets(ms, now_s=100, caught_up={0, 1}) == {}
+
+
+def test_when_all_idle_event_time_flows_with_the_wall_clock():
+    ms = marks((5000, 100), (4990, 90))
+    assert idle_targets(ms, now_s=114, caught_up={0, 1}) == {1: 4990}  # partition 0 idle for 14 s only: follow it
+    targets = idle_targets(ms, now_s=130, caught_up={0, 1})  # both idle; 30 s since the last event at ts 5000
+    assert targets == {0: 5020, 1: 5020}
+    for p, t in targets.items():
+        ms[p].force_to(t)
+    assert ms[0].is_closed(4920) and ms[1].is_closed(4920)
+
+
+def test_historical_replay_is_not_made_late_by_the_wall_clock():
+    ms = marks((1_000_000, 2_000_000_000), (None, 2_000_000_000))
+    targets = idle_targets(ms, now_s=2_000_000_100, caught_up={0, 1})
+    assert targets == {0: 1_000_090, 1: 1_000_090}  # event time + 100 s idle - grace, not today
 
 
 def test_state_round_trip_restarts_idle_timer():
@@ -62,7 +91,7 @@ def test_state_round_trip_restarts_idle_timer():
     wm.observe(1000)
     restored = PartitionWatermark.from_state(SPEC, wm.to_state(), now_s=7000)
     assert restored.watermark_s == 990 and restored.max_ts_s == 1000
-    assert not restored.idle_advance(7010)
+    assert not restored.is_idle(7010) and restored.is_idle(7015)
     empty = PartitionWatermark.from_state(SPEC, PartitionWatermark(SPEC).to_state(), now_s=1)
     assert empty.watermark_s == NO_WATERMARK
 

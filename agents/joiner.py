@@ -1,0 +1,136 @@
+"""The joiner agent: summaries topic -> merged windows -> gauges, merged-window topic, alerts.
+
+The summaries topic has one partition, so one joiner sees every partial. Its
+state (pending partials, watermarks per lens and partition) lives in a table
+written before the record is acked; merged windows are published under a
+stable key, so a re-send after a crash replaces itself downstream.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+import orjson
+
+from app.core.merger import Released, WindowMerger
+from app.core.offsets import Action, OffsetGuard
+from app.lenses import Lens
+from app.metrics import Metrics
+from app.outbox import SUMMARIES_PARTITION, Outbox
+from app.settings import Settings
+from app.store import TableStore, wait_all
+from agents.lens import Seek
+
+log = logging.getLogger("lensbridge.joiner")
+
+NEXT_OFFSET = "next"  # table key: the next summaries offset the joiner needs
+
+
+def _partial_key(record: dict) -> str:
+    return f"p|{record['lens']}|{record['window_start']}|{record['partition']}|{record['subject']}"
+
+
+class JoinerRunner:
+    def __init__(self, lenses: dict[str, Lens], settings: Settings, store: TableStore, outbox: Outbox,
+                 metrics: Metrics, clock: Callable[[], float], seek: Seek,
+                 on_merged: Callable[[dict], list] | None = None):
+        self.lenses, self.settings, self.store, self.seek = lenses, settings, store, seek
+        self.outbox, self.metrics, self.clock = outbox, metrics, clock
+        self.on_merged = on_merged  # the correlation step, when wired
+        self.merger: WindowMerger | None = None
+        self.guard = OffsetGuard(0)
+        self.last_seek: tuple[str, int, float] | None = None
+
+    def _restore(self) -> WindowMerger:
+        merger = WindowMerger(self.settings.window_s, self.settings.partitions)
+        self.guard = OffsetGuard(0)
+        for key, raw in self.store.items(""):
+            if key == NEXT_OFFSET:
+                self.guard = OffsetGuard(orjson.loads(raw))
+                continue
+            kind, lens, *rest = key.split("|", 2)
+            if kind == "wm":
+                merger.watermarks.setdefault(lens, {})[int(rest[0])] = orjson.loads(raw)
+            elif kind == "rel":
+                merger.released_until[lens] = orjson.loads(raw)
+            elif kind == "p":
+                partial = orjson.loads(raw)
+                merger.pending.setdefault((lens, partial["subject"], partial["window_start"]), {})[
+                    partial["partition"]] = partial
+        log.info("joiner restored: %d pending windows", len(merger.pending))
+        return merger
+
+    def forget(self) -> None:
+        self.merger = None
+
+    async def on_event(self, stream: Any, event: Any) -> None:
+        """One summaries record; acked only once its effect is in the table."""
+        if self.merger is None:
+            self.merger = self._restore()
+            await self._release()  # windows completed before a crash but not yet published
+        message = event.message
+        action = self.guard.check(message.offset)
+        if action is Action.DUPLICATE:
+            await stream.ack(event)
+        elif action is Action.SEEK:
+            log.warning("joiner: summaries offset %d delivered but %d is next; seeking back",
+                        message.offset, self.guard.next_offset)
+            await self.seek(message.topic, message.partition, self.guard.next_offset)
+            self.last_seek = (message.topic, message.partition, self.clock())
+        elif action is Action.PROCESS:
+            await self._on_record(message.value)
+            await stream.ack(event)
+
+    async def tick(self) -> None:
+        """Repeat a seek that Faust's fetcher may have overwritten with the batch it was draining."""
+        if self.last_seek and self.guard.seeking and self.clock() - self.last_seek[2] >= 1.0:
+            topic, partition, _ = self.last_seek
+            await self.seek(topic, partition, self.guard.next_offset)
+            self.last_seek = (topic, partition, self.clock())
+
+    async def _on_record(self, raw: bytes) -> None:
+        writes: dict[str, bytes | None] = {NEXT_OFFSET: orjson.dumps(self.guard.next_offset)}
+        try:
+            record = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            log.error("summaries topic: record is not JSON, skipped: %r", raw[:200])
+            record = None
+        changed = record is not None and self.merger.add(record)
+        if changed and record.get("type") == "watermark":
+            writes[f"wm|{record['lens']}|{record['partition']}"] = orjson.dumps(record["watermark"])
+        elif changed:
+            writes[_partial_key(record)] = raw
+        await self.store.write_and_wait(SUMMARIES_PARTITION, writes)
+        if changed and record.get("type") == "watermark":
+            await self._release()
+
+    async def _release(self) -> None:
+        released = self.merger.release()
+        if not released:
+            return
+        sends, deletes = [], {}
+        for window in released:
+            merged = self._merge(window)
+            if merged is None:
+                continue
+            sends.append(self.outbox.merged_window(f"{window.lens}|{window.subject}|{window.window_start}", merged))
+            for alert in (self.on_merged(merged) if self.on_merged else []):
+                sends.append(self.outbox.alert(alert["alert_id"], alert))
+            for partial in window.partials:
+                deletes[_partial_key(partial)] = None
+        await wait_all(sends)
+        for lens, until in self.merger.released_until.items():
+            deletes[f"rel|{lens}"] = orjson.dumps(until)
+        await self.store.write_and_wait(SUMMARIES_PARTITION, deletes)
+
+    def _merge(self, window: Released) -> dict | None:
+        try:
+            merged = self.lenses[window.lens].merge(window.partials)
+        except (ValueError, KeyError) as exc:
+            log.error("cannot merge %s window %s of %s: %s", window.lens, window.window_start, window.subject, exc)
+            return None
+        if window.lens == "sre":
+            self.metrics.observe_sre_window(merged, self.settings.latency_quantiles)
+        else:
+            self.metrics.observe_cx_window(merged, (0.5, 0.75, 0.95))
+        return merged

@@ -1,0 +1,213 @@
+"""The lens agent: input topic -> partition state -> partials on the summaries topic.
+
+Moves data only. Per input partition it buffers decoded messages and, every
+`flush_events` events or `flush_interval_s`, runs one flush:
+
+  fold -> persist state (awaited) -> emit closed windows' partials and the
+  watermark record (awaited) -> tombstone closed windows -> await dead letters
+  -> ack the input.
+
+Input is acked only after everything it caused is durable, so Faust never
+commits past an event whose effect could still be lost (at-least-once), and the
+offsets stored with the state skip what a restart hands out again (no double
+count). The stream is iterated event by event with manual acks: `take()` would
+ack whole batches on failure (BRIEF section 5).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Awaitable, Callable
+
+from app.core.decode import LATE, Rejected
+from app.core.offsets import Action, OffsetGuard
+from app.core.partition import PartitionState, partition_prefix
+from app.core.windows import idle_targets, window_start
+from app.lenses import Lens, window_spec
+from app.metrics import Metrics
+from app.outbox import Outbox
+from app.settings import Settings
+from app.store import TableStore, wait_all
+
+log = logging.getLogger("lensbridge.lens")
+
+Seek = Callable[[str, int, int], Awaitable[None]]  # (topic, partition, offset)
+
+
+class _Pending:
+    """What one partition has received since its last flush."""
+
+    __slots__ = ("messages", "acks", "dead_letters", "events")
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[int, list]] = []
+        self.acks: list[Any] = []  # Faust events to ack after the flush
+        self.dead_letters: list[asyncio.Future] = []
+        self.events = 0
+
+
+class LensRunner:
+    def __init__(self, lens: Lens, settings: Settings, store: TableStore, outbox: Outbox,
+                 metrics: Metrics, clock: Callable[[], float], seek: Seek):
+        self.lens, self.settings, self.store, self.seek = lens, settings, store, seek
+        self.outbox, self.metrics, self.clock = outbox, metrics, clock
+        self.spec = window_spec(settings)
+        self.states: dict[int, PartitionState] = {}
+        self.guards: dict[int, OffsetGuard] = {}
+        self.last_seek: dict[int, float] = {}
+        self.pending: dict[int, _Pending] = {}
+        self.last_flush: dict[int, float] = {}
+        self.announced: dict[int, float] = {}  # partition -> watermark window last announced
+        self.raw: dict[tuple[int, int], bytes] = {}  # (partition, offset) -> bytes, for late dead letters
+        self.lock = asyncio.Lock()
+        self.stream: Any = None
+
+    # -- state -------------------------------------------------------------------------------
+    def state(self, partition: int) -> PartitionState:
+        state = self.states.get(partition)
+        if state is None:
+            items = self.store.items(partition_prefix(self.lens.name, partition))
+            state = PartitionState.restore(self.lens.spec, self.spec, partition, self.settings.max_subjects,
+                                           items, self.clock())
+            self.states[partition] = state
+            self.guards[partition] = OffsetGuard(state.offset + 1)
+            self.last_flush[partition] = self.clock()
+            log.info("%s: partition %d restored at offset %d with %d open window-subjects",
+                     self.lens.name, partition, state.offset, state.open_slots)
+        return state
+
+    def forget(self) -> None:
+        """Drop in-memory state (rebalance): it is reloaded from the table, input is re-read
+        from the committed offsets, and unacked buffered input is simply seen again."""
+        self.states.clear()
+        self.guards.clear()
+        self.pending.clear()
+        self.raw.clear()
+        self.announced.clear()
+
+    # -- per message ---------------------------------------------------------------------------
+    async def on_event(self, stream: Any, event: Any) -> None:
+        self.stream = stream
+        message = event.message
+        partition, offset = message.partition, message.offset
+        state = self.state(partition)
+        action = self.guards[partition].check(offset)
+        if action is not Action.PROCESS:
+            await self._not_processed(stream, event, state, action)
+            return
+        now_s = self.clock()
+        events, rejected = self.lens.decode(message.value, now_s)
+        pending = self.pending.setdefault(partition, _Pending())
+        for bad in rejected:
+            pending.dead_letters.append(self._dead_letter(bad, message))
+        pending.messages.append((offset, events))
+        pending.acks.append(event)
+        pending.events += len(events)
+        if events:
+            self.raw[(partition, offset)] = message.value
+        if (pending.events >= self.settings.flush_events
+                or now_s - self.last_flush.get(partition, now_s) >= self.settings.flush_interval_s):
+            await self.flush(partition)
+
+    async def _not_processed(self, stream: Any, event: Any, state: PartitionState, action: Action) -> None:
+        message = event.message
+        if action is Action.DUPLICATE:
+            if message.offset <= state.offset:  # handled before a restart: its effects are durable
+                await stream.ack(event)
+                self.metrics.replay_skipped.labels(self.lens.name).inc()
+        elif action is Action.SEEK:
+            target = self.guards[message.partition].next_offset
+            log.warning("%s: partition %d delivered offset %d but %d is next; seeking back",
+                        self.lens.name, message.partition, message.offset, target)
+            await self.seek(message.topic, message.partition, target)
+            self.last_seek[message.partition] = self.clock()
+
+    def _dead_letter(self, bad: Rejected, message: Any) -> asyncio.Future:
+        self.metrics.invalid.labels(message.topic, bad.reason).inc()
+        return self.outbox.dead_letter(bad, message.topic, message.partition, message.offset,
+                                       message.key, self.clock())
+
+    # -- flush ---------------------------------------------------------------------------------
+    async def flush(self, partition: int) -> None:
+        async with self.lock:
+            await self._flush(partition)
+
+    async def _flush(self, partition: int) -> None:
+        now_s = self.clock()
+        state = self.state(partition)
+        pending = self.pending.pop(partition, None) or _Pending()
+        self.last_flush[partition] = now_s
+        outcome = state.fold(pending.messages, now_s)
+        self._count(outcome)
+        for offset, event in outcome.late:
+            pending.dead_letters.append(self._late(state, partition, offset, event))
+        await self.store.write_and_wait(partition, state.checkpoint())
+        await self._emit_closed(state, partition)
+        await wait_all(pending.dead_letters)
+        for offset, _ in pending.messages:
+            self.raw.pop((partition, offset), None)
+        for event in pending.acks:
+            await self.stream.ack(event)
+
+    async def _emit_closed(self, state: PartitionState, partition: int) -> None:
+        partials = state.closed_partials()
+        sends = [self.outbox.summary(key, partial) for key, partial in partials]
+        wm_window = window_start(state.watermark.watermark_s, self.spec.window_s) \
+            if state.watermark.watermark_s != float("-inf") else None
+        if partials or (wm_window is not None and self.announced.get(partition) != wm_window):
+            key, record = state.watermark_record(self.settings.partitions)
+            sends.append(self.outbox.summary(key, record))
+            self.announced[partition] = wm_window
+        await wait_all(sends)
+        tombstones = state.drop_closed()
+        if tombstones:
+            self.metrics.windows_closed.labels(self.lens.name).inc(len({k.split("|")[2] for k in tombstones}))
+            await self.store.write_and_wait(partition, dict.fromkeys(tombstones))
+
+    def _late(self, state: PartitionState, partition: int, offset: int, event: Any) -> asyncio.Future:
+        start = window_start(event.ts_s, self.spec.window_s)
+        error = (f"event at ts={event.ts_s} belongs to window [{start}, {start + self.spec.window_s}) which "
+                 f"already closed on partition {partition} (watermark {state.watermark.watermark_s:.3f}); "
+                 f"raise LENSBRIDGE_GRACE_SECONDS to accept later events")
+        bad = Rejected(LATE, error, self.raw.get((partition, offset), b""))
+        self.metrics.late.labels(self.lens.name).inc()
+        return self.outbox.dead_letter(bad, self.lens.topic, partition, offset, None, self.clock())
+
+    def _count(self, outcome: Any) -> None:
+        name = self.lens.name
+        self.metrics.events.labels(name).inc(outcome.folded)
+        if outcome.skipped:
+            self.metrics.replay_skipped.labels(name).inc(outcome.skipped)
+        if outcome.overflow:
+            self.metrics.overflow.labels(name).inc(outcome.overflow)
+        if outcome.forced_windows:
+            self.metrics.windows_forced.labels(name).inc(outcome.forced_windows)
+
+    # -- timer -----------------------------------------------------------------------------------
+    async def tick(self, assigned_partitions: set[int], end_offsets: dict[int, int]) -> None:
+        """Flush due buffers and advance idle watermarks (called every second).
+
+        `end_offsets`: the log end offset of each assigned input partition, to tell a
+        partition that is caught up from one whose backlog is still unread."""
+        now_s = self.clock()
+        states = {p: self.state(p) for p in sorted(assigned_partitions)}
+        for partition, guard in self.guards.items():
+            # Faust's fetcher can overwrite a seek with the batch it was draining; say it again.
+            if guard.seeking and now_s - self.last_seek.get(partition, 0.0) >= 1.0:
+                await self.seek(self.lens.topic, partition, guard.next_offset)
+                self.last_seek[partition] = now_s
+        for partition in states:
+            if partition in self.pending and \
+                    now_s - self.last_flush.get(partition, now_s) >= self.settings.flush_interval_s:
+                await self.flush(partition)
+        caught_up = {p for p in states if p not in self.pending and not self.guards[p].seeking
+                     and self.guards[p].next_offset >= end_offsets.get(p, 1 << 62)}
+        targets = idle_targets({p: s.watermark for p, s in states.items()}, now_s, caught_up)
+        for partition, target in targets.items():
+            if states[partition].advance_to(target):
+                await self.flush(partition)
+        watermarks = [s.watermark.watermark_s for p, s in self.states.items() if p in assigned_partitions]
+        if watermarks and min(watermarks) != float("-inf"):
+            self.metrics.watermark_lag.labels(self.lens.name).set(max(0.0, now_s - min(watermarks)))
+        self.metrics.open_slots.labels(self.lens.name).set(sum(s.open_slots for s in self.states.values()))
+

@@ -1,0 +1,154 @@
+"""The Faust app: topics, tables, agents and timers, built from the settings.
+
+Built by a function (not at import time) so settings, metrics registry and clock
+are injected. Agents only move data; the maths is in `app/core`.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import ssl
+import time
+from typing import Callable
+
+import faust
+from faust.types import TP
+
+from agents.joiner import JoinerRunner
+from agents.lens import LensRunner
+from app.lenses import lenses
+from app.metrics import Metrics
+from app.outbox import Outbox
+from app.settings import Settings
+from app.store import TableStore
+
+log = logging.getLogger("lensbridge")
+
+RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+TABLE_RAW = {"key_type": bytes, "value_type": bytes}  # tables derive the raw codec from the types
+
+
+def broker_urls(bootstrap_servers: str) -> list[str]:
+    return [f"kafka://{host.strip()}" for host in bootstrap_servers.split(",") if host.strip()]
+
+
+def _security(settings: Settings) -> dict:
+    """Faust broker credentials for KAFKA_SECURITY_PROTOCOL (PLAINTEXT needs none)."""
+    protocol = settings.security_protocol
+    if protocol == "PLAINTEXT":
+        return {}
+    context = ssl.create_default_context(cafile=settings.ssl_cafile or None) \
+        if protocol.endswith("SSL") else None
+    if protocol.startswith("SASL"):
+        credentials = faust.SASLCredentials(username=settings.sasl_username, password=settings.sasl_password,
+                                            mechanism=settings.sasl_mechanism, ssl_context=context)
+    else:
+        credentials = faust.SSLCredentials(context)
+    return {"broker_credentials": credentials}
+
+
+def build_app(settings: Settings, metrics: Metrics, clock: Callable[[], float] = time.time) -> faust.App:
+    app = faust.App(
+        settings.app_id,
+        broker=broker_urls(settings.bootstrap_servers),
+        store="memory://",
+        datadir=settings.data_dir,
+        autodiscover=False,
+        topic_partitions=settings.partitions,
+        consumer_auto_offset_reset="earliest",
+        stream_wait_empty=False,
+        table_standby_replicas=settings.standby_replicas,
+        producer_acks=-1,
+        # How long a dead worker keeps its partitions before the group moves them on.
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
+        web_port=settings.web_port,
+        web_tables_enabled=False,  # /table views would expose table contents
+        **_security(settings),
+    )
+    lens_by_name = lenses(settings)
+    outbox = Outbox(
+        summaries=app.topic(settings.topic_summaries, partitions=1, **RAW),
+        windows=app.topic(settings.topic_windows, **RAW),
+        alerts=app.topic(settings.topic_alerts, **RAW),
+        dlq=app.topic(settings.topic_dlq, **RAW),
+    )
+    async def seek(topic: str, partition: int, offset: int) -> None:
+        await app.consumer.seek(TP(topic, partition), offset)
+
+    runners = []
+    for lens in lens_by_name.values():
+        table = app.Table(f"{lens.name}-state", partitions=settings.partitions, **TABLE_RAW)
+        runner = LensRunner(lens, settings, TableStore(table), outbox, metrics, clock, seek)
+        _lens_agent(app, runner, app.topic(lens.topic, partitions=settings.partitions, **RAW))
+        runners.append(runner)
+    joiner_table = app.Table("joiner-state", partitions=1, **TABLE_RAW)
+    joiner = JoinerRunner(lens_by_name, settings, TableStore(joiner_table), outbox, metrics, clock, seek)
+    _joiner_agent(app, joiner, app.topic(settings.topic_summaries, partitions=1, **RAW))
+    _lifecycle(app, runners, joiner, metrics)
+    return app
+
+
+def _crash(where: str) -> None:
+    # State is durable and unacked input is re-read on restart: dying is the safe way out of an
+    # unexpected failure (a silently stopped agent would stall the stream while /metrics looks fine).
+    log.critical("%s failed; exiting so the worker restarts from durable state", where, exc_info=True)
+    logging.shutdown()
+    os._exit(70)
+
+
+def _lens_agent(app: faust.App, runner: LensRunner, topic: faust.TopicT) -> None:
+    async def lens_agent(stream):
+        manual = stream.noack()
+        async for event in manual.events():
+            try:
+                await runner.on_event(manual, event)
+            except Exception:  # decoding never raises; this is Kafka or a bug
+                _crash(f"{runner.lens.name} lens agent")
+
+    app.agent(topic, name=f"lensbridge.{runner.lens.name}")(lens_agent)
+
+    @app.timer(1.0, name=f"lensbridge.{runner.lens.name}.tick")
+    async def tick() -> None:
+        if app.rebalancing or not app.tables.recovery.completed.is_set():
+            return
+        tps = [tp for tp in app.consumer.assignment() if tp.topic == runner.lens.topic]
+        try:
+            ends = await app.consumer.highwaters(*tps) if tps else {}
+            await runner.tick({tp.partition for tp in tps}, {tp.partition: end for tp, end in ends.items()})
+        except Exception:
+            _crash(f"{runner.lens.name} lens timer")
+
+
+def _joiner_agent(app: faust.App, joiner: JoinerRunner, topic: faust.TopicT) -> None:
+    async def joiner_agent(stream):
+        manual = stream.noack()
+        async for event in manual.events():
+            try:
+                await joiner.on_event(manual, event)
+            except Exception:
+                _crash("joiner agent")
+
+    app.agent(topic, name="lensbridge.joiner")(joiner_agent)
+
+    @app.timer(1.0, name="lensbridge.joiner.tick")
+    async def tick() -> None:
+        if app.rebalancing or not app.tables.recovery.completed.is_set():
+            return
+        try:
+            await joiner.tick()
+        except Exception:
+            _crash("joiner timer")
+
+
+def _lifecycle(app: faust.App, runners: list[LensRunner], joiner: JoinerRunner, metrics: Metrics) -> None:
+    @app.on_partitions_revoked.connect
+    async def on_revoked(sender, revoked, **kwargs) -> None:
+        metrics.ready.set(0)
+        for runner in runners:
+            runner.forget()
+        joiner.forget()
+
+    @app.on_rebalance_complete.connect
+    async def on_recovered(sender, **kwargs) -> None:
+        metrics.ready.set(1)

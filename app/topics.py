@@ -1,0 +1,65 @@
+"""Create missing topics and check the partition layout the worker relies on."""
+from __future__ import annotations
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from app.settings import Settings
+
+
+TOPIC_ALREADY_EXISTS = 36
+
+
+class TopicLayoutError(RuntimeError):
+    """An existing topic has a partition count the worker cannot use; the message says the fix."""
+
+
+def wanted_topics(settings: Settings) -> dict[str, int]:
+    """Topic -> partitions. Summaries need one partition: the joiner must see every partial."""
+    n = settings.partitions
+    return {
+        settings.topic_requests: n,
+        settings.topic_rum: n,
+        settings.topic_summaries: 1,
+        settings.topic_windows: n,
+        settings.topic_alerts: n,
+        settings.topic_dlq: n,
+    }
+
+
+def check_layout(wanted: dict[str, int], existing: dict[str, int], settings: Settings) -> None:
+    for name, count in existing.items():
+        if name not in wanted or count == wanted[name]:
+            continue
+        if name in (settings.topic_requests, settings.topic_rum):
+            raise TopicLayoutError(
+                f"topic {name!r} has {count} partitions but LENSBRIDGE_PARTITIONS={settings.partitions}; "
+                f"set LENSBRIDGE_PARTITIONS={count} (state tables must match the input topics)")
+        if name == settings.topic_summaries:
+            raise TopicLayoutError(
+                f"topic {name!r} has {count} partitions; the summaries topic must have exactly 1. "
+                f"Point LENSBRIDGE_TOPIC_SUMMARIES at a new topic name")
+
+
+async def ensure_topics(settings: Settings, client_kwargs: dict | None = None) -> list[str]:
+    """Create the topics that do not exist yet; returns their names."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, **(client_kwargs or {}))
+    await admin.start()
+    try:
+        wanted = wanted_topics(settings)
+        # Describe only topics that exist: a metadata request for a missing topic makes a broker
+        # with auto.create.topics.enable create it with its default partition count.
+        present = [name for name in await admin.list_topics() if name in wanted]
+        described = await admin.describe_topics(present) if present else []
+        existing = {t["topic"]: len(t["partitions"]) for t in described if t.get("error_code", 0) == 0}
+        check_layout(wanted, existing, settings)
+        missing = [name for name in wanted if name not in existing]
+        if missing:
+            response = await admin.create_topics([NewTopic(name, wanted[name], 1) for name in missing])
+            failed = [(t[0], t[1], t[2] if len(t) > 2 else "") for t in response.topic_errors
+                      if t[1] not in (0, TOPIC_ALREADY_EXISTS)]
+            if failed:
+                raise TopicLayoutError(f"could not create topics {failed}; create them by hand "
+                                       f"(partitions: {dict((n, wanted[n]) for n, _, _ in failed)})")
+        return missing
+    finally:
+        await admin.close()

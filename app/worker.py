@@ -1,0 +1,41 @@
+"""`lensbridge worker`: metrics endpoint first, topics checked, then the Faust worker."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+from prometheus_client import CollectorRegistry
+
+from app.metrics import Metrics, serve
+from app.settings import Settings
+from app.topics import TopicLayoutError, ensure_topics
+
+log = logging.getLogger("lensbridge.worker")
+
+
+def run_worker(settings: Settings) -> int:
+    import faust  # heavy import, only for the worker
+
+    from app.faust_app import build_app
+
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    metrics = Metrics(CollectorRegistry())
+    # Served from its own thread and port, so Prometheus can scrape during table recovery.
+    serve(metrics, settings.metrics_port)
+    log.info("metrics on http://127.0.0.1:%d/metrics", settings.metrics_port)
+    try:
+        created = asyncio.run(ensure_topics(settings))
+    except TopicLayoutError as exc:
+        print(f"lensbridge worker: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # broker unreachable: say which setting points where
+        print(f"lensbridge worker: cannot reach Kafka at KAFKA_BOOTSTRAP_SERVERS={settings.bootstrap_servers}: "
+              f"{exc!r}. Start a broker (make kafka) or point KAFKA_BOOTSTRAP_SERVERS at one.", file=sys.stderr)
+        return 2
+    if created:
+        log.info("created topics: %s", ", ".join(created))
+    app = build_app(settings, metrics)
+    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
+    worker.execute_from_commandline()
+    return 0
