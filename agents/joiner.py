@@ -12,6 +12,8 @@ from typing import Any, Callable
 
 import orjson
 
+from app.core.correlate import Correlator
+from app.core.dips import DetectionConfig
 from app.core.merger import Released, WindowMerger
 from app.core.offsets import Action, OffsetGuard
 from app.lenses import Lens
@@ -24,6 +26,14 @@ from agents.lens import Seek
 log = logging.getLogger("lensbridge.joiner")
 
 NEXT_OFFSET = "next"  # table key: the next summaries offset the joiner needs
+CORRELATOR = "corr"  # table key: the correlator's state (baselines, open incidents)
+
+
+def detection_config(settings: Settings) -> DetectionConfig:
+    return DetectionConfig(window_s=settings.window_s, baseline_windows=settings.baseline_windows,
+                           min_baseline_windows=settings.min_baseline_windows,
+                           correlation_lag_windows=settings.correlation_lag_windows,
+                           resolve_windows=settings.resolve_windows)
 
 
 def _partial_key(record: dict) -> str:
@@ -32,21 +42,24 @@ def _partial_key(record: dict) -> str:
 
 class JoinerRunner:
     def __init__(self, lenses: dict[str, Lens], settings: Settings, store: TableStore, outbox: Outbox,
-                 metrics: Metrics, clock: Callable[[], float], seek: Seek,
-                 on_merged: Callable[[dict], list] | None = None):
+                 metrics: Metrics, clock: Callable[[], float], seek: Seek):
         self.lenses, self.settings, self.store, self.seek = lenses, settings, store, seek
         self.outbox, self.metrics, self.clock = outbox, metrics, clock
-        self.on_merged = on_merged  # the correlation step, when wired
         self.merger: WindowMerger | None = None
+        self.correlator: Correlator | None = None
         self.guard = OffsetGuard(0)
         self.last_seek: tuple[str, int, float] | None = None
 
     def _restore(self) -> WindowMerger:
         merger = WindowMerger(self.settings.window_s, self.settings.partitions)
         self.guard = OffsetGuard(0)
+        self.correlator = self._new_correlator(None)
         for key, raw in self.store.items(""):
             if key == NEXT_OFFSET:
                 self.guard = OffsetGuard(orjson.loads(raw))
+                continue
+            if key == CORRELATOR:
+                self.correlator = self._new_correlator(orjson.loads(raw))
                 continue
             kind, lens, *rest = key.split("|", 2)
             if kind == "wm":
@@ -60,8 +73,17 @@ class JoinerRunner:
         log.info("joiner restored: %d pending windows", len(merger.pending))
         return merger
 
+    def _new_correlator(self, state: dict | None) -> Correlator:
+        cfg = detection_config(self.settings)
+        try:
+            return Correlator(cfg, state)
+        except ValueError as exc:  # e.g. LENSBRIDGE_WINDOW_SECONDS changed: old baselines mean nothing
+            log.warning("correlator state not reusable (%s); starting with fresh baselines", exc)
+            return Correlator(cfg)
+
     def forget(self) -> None:
         self.merger = None
+        self.correlator = None
 
     async def on_event(self, stream: Any, event: Any) -> None:
         """One summaries record; acked only once its effect is in the table."""
@@ -108,20 +130,39 @@ class JoinerRunner:
         released = self.merger.release()
         if not released:
             return
-        sends, deletes = [], {}
+        sends, writes = [], {}
         for window in released:
             merged = self._merge(window)
+            for partial in window.partials:
+                writes[_partial_key(partial)] = None
             if merged is None:
                 continue
             sends.append(self.outbox.merged_window(f"{window.lens}|{window.subject}|{window.window_start}", merged))
-            for alert in (self.on_merged(merged) if self.on_merged else []):
-                sends.append(self.outbox.alert(alert["alert_id"], alert))
-            for partial in window.partials:
-                deletes[_partial_key(partial)] = None
+            try:
+                self.correlator.on_window(merged)
+            except ValueError as exc:
+                log.error("correlator rejected %s window %s of %s: %s", window.lens, window.window_start,
+                          window.subject, exc)
+        for alert in self._decide():
+            sends.append(self.outbox.alert(alert["alert_id"], alert))
+            self.metrics.alerts.labels(alert["kind"], alert["status"]).inc()
+        # Alerts first, state after: a crash in between re-sends identical alerts (same ids),
+        # the reverse order could lose them.
         await wait_all(sends)
         for lens, until in self.merger.released_until.items():
-            deletes[f"rel|{lens}"] = orjson.dumps(until)
-        await self.store.write_and_wait(SUMMARIES_PARTITION, deletes)
+            writes[f"rel|{lens}"] = orjson.dumps(until)
+        writes[CORRELATOR] = orjson.dumps(self.correlator.to_state(), option=orjson.OPT_SORT_KEYS)
+        await self.store.write_and_wait(SUMMARIES_PARTITION, writes)
+
+    def _decide(self) -> list[dict]:
+        alerts = []
+        for lens in self.lenses:
+            until = self.merger.complete_until(lens)
+            if until is not None:
+                alerts += self.correlator.on_lens_complete(lens, until)
+        self.metrics.observe_correlator(self.correlator.active_alerts(), self.correlator.correlations(),
+                                        self.correlator.late_windows)
+        return alerts
 
     def _merge(self, window: Released) -> dict | None:
         try:

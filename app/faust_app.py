@@ -25,6 +25,7 @@ from app.store import TableStore
 log = logging.getLogger("lensbridge")
 
 RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+MAX_STATE_BYTES = 16 * 1024 * 1024
 TABLE_RAW = {"key_type": bytes, "value_type": bytes}  # tables derive the raw codec from the types
 
 
@@ -59,6 +60,7 @@ def build_app(settings: Settings, metrics: Metrics, clock: Callable[[], float] =
         stream_wait_empty=False,
         table_standby_replicas=settings.standby_replicas,
         producer_acks=-1,
+        producer_max_request_size=MAX_STATE_BYTES,
         # How long a dead worker keeps its partitions before the group moves them on.
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
@@ -82,7 +84,9 @@ def build_app(settings: Settings, metrics: Metrics, clock: Callable[[], float] =
         runner = LensRunner(lens, settings, TableStore(table), outbox, metrics, clock, seek)
         _lens_agent(app, runner, app.topic(lens.topic, partitions=settings.partitions, **RAW))
         runners.append(runner)
-    joiner_table = app.Table("joiner-state", partitions=1, **TABLE_RAW)
+    # The correlator's state (baselines, incidents) is one value of ~10 KB per subject.
+    joiner_table = app.Table("joiner-state", partitions=1, **TABLE_RAW,
+                             extra_topic_configs={"max.message.bytes": str(MAX_STATE_BYTES)})
     joiner = JoinerRunner(lens_by_name, settings, TableStore(joiner_table), outbox, metrics, clock, seek)
     _joiner_agent(app, joiner, app.topic(settings.topic_summaries, partitions=1, **RAW))
     _lifecycle(app, runners, joiner, metrics)
@@ -114,8 +118,11 @@ def _lens_agent(app: faust.App, runner: LensRunner, topic: faust.TopicT) -> None
             return
         tps = [tp for tp in app.consumer.assignment() if tp.topic == runner.lens.topic]
         try:
-            ends = await app.consumer.highwaters(*tps) if tps else {}
-            await runner.tick({tp.partition for tp in tps}, {tp.partition: end for tp, end in ends.items()})
+            # The high watermark the fetcher last saw (no broker round trip: a ListOffsets call
+            # through Faust's consumer thread takes seconds while a fetch is in progress).
+            ends = {tp.partition: app.consumer.highwater(tp) for tp in tps}
+            await runner.tick({tp.partition for tp in tps},
+                              {p: end for p, end in ends.items() if end is not None})
         except Exception:
             _crash(f"{runner.lens.name} lens timer")
 

@@ -59,6 +59,7 @@ class Metrics:
         self.ready = Gauge("lensbridge_ready", "1 once table recovery finished and agents run", registry=r)
         self._sre_gauges(r)
         self._cx_gauges(r)
+        self._alert_metrics(r)
 
     def _sre_gauges(self, r: CollectorRegistry) -> None:
         self.sre_latency = Gauge("lensbridge_sre_latency_seconds", "Latency quantile, last closed window",
@@ -86,6 +87,31 @@ class Metrics:
         self.cx_frustration_events = Gauge("lensbridge_cx_frustration_events",
                                            "Frustration events by type, last closed window",
                                            ["cohort", "type"], registry=r)
+
+    def _alert_metrics(self, r: CollectorRegistry) -> None:
+        self.alerts = Counter("lensbridge_alerts", "Correlation alert messages sent", ["kind", "status"],
+                              registry=r)
+        self.alert_active = Gauge("lensbridge_alert_active", "1 while an incident is firing",
+                                  ["kind", "subject"], registry=r)
+        self.lens_correlation = Gauge("lensbridge_lens_correlation",
+                                      "Pearson r of a linked service's SRE series and a cohort's CX series "
+                                      "over the baseline windows", ["service", "cohort", "sre_metric", "cx_metric"],
+                                      registry=r)
+        self.late_windows = Gauge("lensbridge_correlator_late_windows",
+                                  "Merged windows that arrived after their lens was complete", registry=r)
+
+    def observe_correlator(self, active: list, correlations: list, late_windows: int,
+                           max_pairs: int = 200) -> None:
+        """Replace the incident and correlation gauges with the correlator's current view."""
+        self.alert_active.clear()
+        for _, kind, _, subject in active:
+            self.alert_active.labels(kind, self.subject_label(subject)).set(1)
+        self.lens_correlation.clear()
+        for service, cohort, sre_metric, cx_metric, r in correlations[:max_pairs]:
+            if r is not None:
+                self.lens_correlation.labels(self.subject_label(service), self.subject_label(cohort),
+                                             sre_metric, cx_metric).set(r)
+        self.late_windows.set(late_windows)
 
     # -- merged views -> gauges ---------------------------------------------------------
     def observe_sre_window(self, merged: dict, quantiles: tuple[float, ...]) -> None:

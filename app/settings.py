@@ -97,6 +97,10 @@ _ENV: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "availability_error_ratio": ("LENSBRIDGE_AVAILABILITY_ERROR_RATIO", lambda n, r: _float(n, r, 0.0, 1.0)),
     "cohort_keys": ("LENSBRIDGE_COHORT_KEYS", _csv),
     "cx_rolling_windows": ("LENSBRIDGE_CX_ROLLING_WINDOWS", lambda n, r: _int(n, r, 1)),
+    "baseline_windows": ("LENSBRIDGE_BASELINE_WINDOWS", lambda n, r: _int(n, r, 1)),
+    "min_baseline_windows": ("LENSBRIDGE_MIN_BASELINE_WINDOWS", lambda n, r: _int(n, r, 1)),
+    "correlation_lag_windows": ("LENSBRIDGE_CORRELATION_LAG_WINDOWS", lambda n, r: _int(n, r, 0)),
+    "resolve_windows": ("LENSBRIDGE_RESOLVE_WINDOWS", lambda n, r: _int(n, r, 1)),
     "flush_events": ("LENSBRIDGE_FLUSH_EVENTS", lambda n, r: _int(n, r, 1)),
     "flush_interval_s": ("LENSBRIDGE_FLUSH_INTERVAL_SECONDS", lambda n, r: _float(n, r, 0.01)),
     "metrics_port": ("LENSBRIDGE_METRICS_PORT", lambda n, r: _int(n, r, 0)),
@@ -141,6 +145,10 @@ class Settings:
     availability_error_ratio: float = 0.05
     cohort_keys: tuple[str, ...] = ()
     cx_rolling_windows: int = 5
+    baseline_windows: int = 30
+    min_baseline_windows: int = 10
+    correlation_lag_windows: int = 1
+    resolve_windows: int = 2
     flush_events: int = 2000
     flush_interval_s: float = 0.5
     metrics_port: int = 9108
@@ -168,6 +176,10 @@ class Settings:
                 f"LENSBRIDGE_AVAILABILITY_SLICE_SECONDS={self.availability_slice_s} must divide "
                 f"LENSBRIDGE_WINDOW_SECONDS={self.window_s}"
             )
+        if self.min_baseline_windows > self.baseline_windows:
+            raise SettingsError(
+                f"LENSBRIDGE_MIN_BASELINE_WINDOWS={self.min_baseline_windows} exceeds "
+                f"LENSBRIDGE_BASELINE_WINDOWS={self.baseline_windows}")
         if self.grace_s >= self.window_s * self.max_open_windows:
             raise SettingsError(
                 f"LENSBRIDGE_GRACE_SECONDS={self.grace_s} keeps more windows open than "
