@@ -8,10 +8,12 @@ stable key, so a re-send after a crash replaces itself downstream.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from typing import Any, Callable
 
 import orjson
 
+from app.core import cx
 from app.core.correlate import Correlator
 from app.core.dips import DetectionConfig
 from app.core.merger import Released, WindowMerger
@@ -27,6 +29,7 @@ log = logging.getLogger("lensbridge.joiner")
 
 NEXT_OFFSET = "next"  # table key: the next summaries offset the joiner needs
 CORRELATOR = "corr"  # table key: the correlator's state (baselines, open incidents)
+TTI_QUANTILES = (0.5, 0.75, 0.95)
 
 
 def detection_config(settings: Settings) -> DetectionConfig:
@@ -47,6 +50,7 @@ class JoinerRunner:
         self.outbox, self.metrics, self.clock = outbox, metrics, clock
         self.merger: WindowMerger | None = None
         self.correlator: Correlator | None = None
+        self.rolling: dict[str, deque] = {}
         self.guard = OffsetGuard(0)
         self.last_seek: tuple[str, int, float] | None = None
 
@@ -173,5 +177,15 @@ class JoinerRunner:
         if window.lens == "sre":
             self.metrics.observe_sre_window(merged, self.settings.latency_quantiles)
         else:
-            self.metrics.observe_cx_window(merged, (0.5, 0.75, 0.95))
+            self.metrics.observe_cx_window(merged, TTI_QUANTILES)
+            self._roll_cx(merged)
         return merged
+
+    def _roll_cx(self, merged: dict) -> None:
+        # The rolling view lives in memory: after a restart it refills within N windows.
+        recent = self.rolling.setdefault(merged["subject"], deque(maxlen=self.settings.cx_rolling_windows))
+        recent.append(merged)
+        try:
+            self.metrics.observe_cx_rolling(cx.rolling_cx(list(recent), TTI_QUANTILES), TTI_QUANTILES)
+        except ValueError as exc:
+            log.error("rolling CX view of %s: %s", merged["subject"], exc)

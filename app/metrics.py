@@ -87,6 +87,15 @@ class Metrics:
         self.cx_frustration_events = Gauge("lensbridge_cx_frustration_events",
                                            "Frustration events by type, last closed window",
                                            ["cohort", "type"], registry=r)
+        self.cx_rolling_frustration = Gauge("lensbridge_cx_rolling_frustration_ratio",
+                                            "Frustrated session-windows / session-windows over the rolling view",
+                                            ["cohort"], registry=r)
+        self.cx_rolling_abandonment = Gauge("lensbridge_cx_rolling_abandonment_ratio",
+                                            "Abandoned page views / page views over the rolling view",
+                                            ["cohort"], registry=r)
+        self.cx_rolling_tti = Gauge("lensbridge_cx_rolling_tti_seconds",
+                                    "Time-to-interactive quantile over the rolling view", ["cohort", "quantile"],
+                                    registry=r)
 
     def _alert_metrics(self, r: CollectorRegistry) -> None:
         self.alerts = Counter("lensbridge_alerts", "Correlation alert messages sent", ["kind", "status"],
@@ -142,6 +151,17 @@ class Metrics:
                 self.cx_web_vital.labels(cohort, name).set(value if name == "CLS" else value / 1000.0)
         for kind, count in merged.get("frustration_events", {}).items():
             self.cx_frustration_events.labels(cohort, kind).set(count)
+
+    def observe_cx_rolling(self, rolled: dict, tti_quantiles: tuple[float, ...]) -> None:
+        cohort = self.subject_label(rolled["subject"])
+        if rolled.get("frustration_ratio") is not None:
+            self.cx_rolling_frustration.labels(cohort).set(rolled["frustration_ratio"])
+        if rolled.get("abandonment_ratio") is not None:
+            self.cx_rolling_abandonment.labels(cohort).set(rolled["abandonment_ratio"])
+        for q in tti_quantiles:
+            value = rolled["tti_ms"].get(quantile_key(q))
+            if value is not None:
+                self.cx_rolling_tti.labels(cohort, str(q)).set(value / 1000.0)
 
 
 def serve(metrics: Metrics, port: int, addr: str = "0.0.0.0") -> None:
