@@ -39,10 +39,12 @@ kafka-stop: ## stop the local broker started by `make kafka`
 	@scripts/kafka.sh stop
 
 test-unit: install ## unit tests only (no broker)
+	@scripts/install-tools.sh
 	$(PY) -m pytest tests/unit -q -rs
 
 # Fails when the integration tests did not run: none collected, or any skipped.
 test: install kafka ## unit + integration tests against the real broker; fails if integration tests were skipped
+	@scripts/install-tools.sh
 	@mkdir -p $(dir $(JUNIT))
 	$(PY) -m pytest tests/unit tests/integration -q -rs --junitxml=$(JUNIT)
 	@$(PY) -c 'import sys, xml.etree.ElementTree as ET; \
