@@ -88,6 +88,9 @@ class JoinerRunner:
     def forget(self) -> None:
         self.merger = None
         self.correlator = None
+        self.rolling.clear()
+        # Another worker may run the joiner after this rebalance: its gauges are not ours to show.
+        self.metrics.clear_joiner_gauges()
 
     async def on_event(self, stream: Any, event: Any) -> None:
         """One summaries record; acked only once its effect is in the table."""

@@ -57,6 +57,10 @@ class Metrics:
         self.open_slots = Gauge("lensbridge_open_window_subjects", "Open (window, subject) accumulators",
                                 ["lens"], registry=r)
         self.ready = Gauge("lensbridge_ready", "1 once table recovery finished and agents run", registry=r)
+        self.joiner_active = Gauge("lensbridge_joiner_active",
+                                   "1 while this worker owns the summaries partition (runs the joiner)", registry=r)
+        self.assigned = Gauge("lensbridge_assigned_partitions", "Input partitions this worker owns",
+                              ["topic"], registry=r)
         self._sre_gauges(r)
         self._cx_gauges(r)
         self._alert_metrics(r)
@@ -108,6 +112,13 @@ class Metrics:
                                       registry=r)
         self.late_windows = Gauge("lensbridge_correlator_late_windows",
                                   "Merged windows that arrived after their lens was complete", registry=r)
+
+    def clear_joiner_gauges(self) -> None:
+        for gauge in (self.sre_latency, self.sre_error_ratio, self.sre_availability, self.sre_requests,
+                      self.cx_frustration, self.cx_abandonment, self.cx_sessions, self.cx_tti, self.cx_web_vital,
+                      self.cx_frustration_events, self.cx_rolling_frustration, self.cx_rolling_abandonment,
+                      self.cx_rolling_tti, self.alert_active, self.lens_correlation):
+            gauge.clear()
 
     def observe_correlator(self, active: list, correlations: list, late_windows: int,
                            max_pairs: int = 200) -> None:

@@ -31,12 +31,16 @@ export LENSBRIDGE_DATA_DIR="${LENSBRIDGE_DATA_DIR:-$RUN_DIR/data}"
 SCENARIO="${SCENARIO:-scenarios/demo.json}"
 
 pids=()
+stopped=""
 cleanup() {
-  say "stopping (worker, simulator, alert reader)"
+  [[ -n "$stopped" ]] && return
+  stopped=1
+  say "stopping (worker, simulator, alert reader); the broker keeps running (make kafka-stop)"
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'cleanup; exit 130' INT TERM
 
 say "starting the worker (log: $RUN_DIR/worker.log); metrics at http://127.0.0.1:$LENSBRIDGE_METRICS_PORT/metrics"
 "$VENV_BIN/lensbridge" worker >"$RUN_DIR/worker.log" 2>&1 &
@@ -58,4 +62,4 @@ say "alerts appear below as incidents are decided (warm-up: about $(( LENSBRIDGE
 pids+=($!)
 wait "${pids[1]}" || true
 say "scenario finished; alerts keep printing until Ctrl-C"
-wait "${pids[2]}"
+wait "${pids[2]}" || true
