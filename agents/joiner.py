@@ -23,12 +23,14 @@ from app.metrics import Metrics
 from app.outbox import SUMMARIES_PARTITION, Outbox
 from app.settings import Settings
 from app.store import TableStore, wait_all
+from agents.burns import BurnStep
 from agents.lens import Seek
 
 log = logging.getLogger("lensbridge.joiner")
 
 NEXT_OFFSET = "next"  # table key: the next summaries offset the joiner needs
 CORRELATOR = "corr"  # table key: the correlator's state (baselines, open incidents)
+BURNS = "slo"  # table key: SLO burn state and burn alerts waiting for their CX check
 TTI_QUANTILES = (0.5, 0.75, 0.95)
 
 
@@ -45,8 +47,10 @@ def _partial_key(record: dict) -> str:
 
 class JoinerRunner:
     def __init__(self, lenses: dict[str, Lens], settings: Settings, store: TableStore, outbox: Outbox,
-                 metrics: Metrics, clock: Callable[[], float], seek: Seek):
+                 metrics: Metrics, clock: Callable[[], float], seek: Seek, slos: list | None = None):
         self.lenses, self.settings, self.store, self.seek = lenses, settings, store, seek
+        self.slos = slos or []
+        self.burns: BurnStep | None = None
         self.outbox, self.metrics, self.clock = outbox, metrics, clock
         self.merger: WindowMerger | None = None
         self.correlator: Correlator | None = None
@@ -58,12 +62,16 @@ class JoinerRunner:
         merger = WindowMerger(self.settings.window_s, self.settings.partitions)
         self.guard = OffsetGuard(0)
         self.correlator = self._new_correlator(None)
+        burn_state = None
         for key, raw in self.store.items(""):
             if key == NEXT_OFFSET:
                 self.guard = OffsetGuard(orjson.loads(raw))
                 continue
             if key == CORRELATOR:
                 self.correlator = self._new_correlator(orjson.loads(raw))
+                continue
+            if key == BURNS:
+                burn_state = orjson.loads(raw)
                 continue
             kind, lens, *rest = key.split("|", 2)
             if kind == "wm":
@@ -74,6 +82,11 @@ class JoinerRunner:
                 partial = orjson.loads(raw)
                 merger.pending.setdefault((lens, partial["subject"], partial["window_start"]), {})[
                     partial["partition"]] = partial
+        self.burns = BurnStep(self.slos, self.settings.window_s, burn_state) if self.slos else None
+        # Partials of windows already released are leftovers of a crash during their deletion.
+        for key in [k for k in merger.pending
+                    if k[2] + merger.window_s <= merger.released_until.get(k[0], float("-inf"))]:
+            del merger.pending[key]
         log.info("joiner restored: %d pending windows", len(merger.pending))
         return merger
 
@@ -118,7 +131,7 @@ class JoinerRunner:
             self.last_seek = (topic, partition, self.clock())
 
     async def _on_record(self, raw: bytes) -> None:
-        writes: dict[str, bytes | None] = {NEXT_OFFSET: orjson.dumps(self.guard.next_offset)}
+        writes: dict[str, bytes | None] = {}
         try:
             record = orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -129,6 +142,8 @@ class JoinerRunner:
             writes[f"wm|{record['lens']}|{record['partition']}"] = orjson.dumps(record["watermark"])
         elif changed:
             writes[_partial_key(record)] = raw
+        # Written in this order on one changelog partition: if the offset landed, so did the record.
+        writes[NEXT_OFFSET] = orjson.dumps(self.guard.next_offset)
         await self.store.write_and_wait(SUMMARIES_PARTITION, writes)
         if changed and record.get("type") == "watermark":
             await self._release()
@@ -150,16 +165,31 @@ class JoinerRunner:
             except ValueError as exc:
                 log.error("correlator rejected %s window %s of %s: %s", window.lens, window.window_start,
                           window.subject, exc)
-        for alert in self._decide():
+            if self.burns and window.lens == "sre":
+                self.burns.on_sre_window(merged)
+        for alert in self._decide() + self._burn_alerts():
             sends.append(self.outbox.alert(alert["alert_id"], alert))
             self.metrics.alerts.labels(alert["kind"], alert["status"]).inc()
         # Alerts first, state after: a crash in between re-sends identical alerts (same ids),
-        # the reverse order could lose them.
+        # the reverse order could lose them. Then, in this order on one changelog partition:
+        # correlator and SLO state, the release points, and only last the released partials'
+        # deletions, so a crash part-way never leaves a window half deleted but not released.
         await wait_all(sends)
+        state: dict[str, bytes | None] = {
+            CORRELATOR: orjson.dumps(self.correlator.to_state(), option=orjson.OPT_SORT_KEYS)}
+        if self.burns:
+            state[BURNS] = orjson.dumps(self.burns.to_state(), option=orjson.OPT_SORT_KEYS)
         for lens, until in self.merger.released_until.items():
-            writes[f"rel|{lens}"] = orjson.dumps(until)
-        writes[CORRELATOR] = orjson.dumps(self.correlator.to_state(), option=orjson.OPT_SORT_KEYS)
-        await self.store.write_and_wait(SUMMARIES_PARTITION, writes)
+            state[f"rel|{lens}"] = orjson.dumps(until)
+        await self.store.write_and_wait(SUMMARIES_PARTITION, {**state, **writes})
+
+    def _burn_alerts(self) -> list[dict]:
+        if not self.burns:
+            return []
+        self.burns.on_complete(self.merger.complete_until("sre"))
+        alerts = self.burns.release(self.correlator.decided_until, self.rolling, self.correlator.active_alerts())
+        self.metrics.observe_slo(self.burns.engine.gauges())
+        return alerts
 
     def _decide(self) -> list[dict]:
         alerts = []

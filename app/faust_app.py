@@ -48,7 +48,8 @@ def _security(settings: Settings) -> dict:
     return {"broker_credentials": credentials}
 
 
-def build_app(settings: Settings, metrics: Metrics, clock: Callable[[], float] = time.time) -> faust.App:
+def build_app(settings: Settings, metrics: Metrics, clock: Callable[[], float] = time.time,
+              slos: list | None = None) -> faust.App:
     app = faust.App(
         settings.app_id,
         broker=broker_urls(settings.bootstrap_servers),
@@ -87,7 +88,7 @@ def build_app(settings: Settings, metrics: Metrics, clock: Callable[[], float] =
     # The correlator's state (baselines, incidents) is one value of ~10 KB per subject.
     joiner_table = app.Table("joiner-state", partitions=1, **TABLE_RAW,
                              extra_topic_configs={"max.message.bytes": str(MAX_STATE_BYTES)})
-    joiner = JoinerRunner(lens_by_name, settings, TableStore(joiner_table), outbox, metrics, clock, seek)
+    joiner = JoinerRunner(lens_by_name, settings, TableStore(joiner_table), outbox, metrics, clock, seek, slos)
     _joiner_agent(app, joiner, app.topic(settings.topic_summaries, partitions=1, **RAW))
     _lifecycle(app, runners, joiner, metrics)
     return app

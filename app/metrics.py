@@ -64,6 +64,7 @@ class Metrics:
         self._sre_gauges(r)
         self._cx_gauges(r)
         self._alert_metrics(r)
+        self._slo_metrics(r)
 
     def _sre_gauges(self, r: CollectorRegistry) -> None:
         self.sre_latency = Gauge("lensbridge_sre_latency_seconds", "Latency quantile, last closed window",
@@ -113,11 +114,31 @@ class Metrics:
         self.late_windows = Gauge("lensbridge_correlator_late_windows",
                                   "Merged windows that arrived after their lens was complete", registry=r)
 
+    def _slo_metrics(self, r: CollectorRegistry) -> None:
+        self.slo_burn_rate = Gauge("lensbridge_slo_burn_rate", "Error-budget burn rate over a window",
+                                   ["service", "slo", "window"], registry=r)
+        self.slo_budget_remaining = Gauge("lensbridge_slo_error_budget_remaining_ratio",
+                                          "Share of the period's error budget left", ["service", "slo"], registry=r)
+        self.slo_objective = Gauge("lensbridge_slo_objective_ratio", "The SLO's objective, e.g. 0.999",
+                                   ["service", "slo"], registry=r)
+
+    def observe_slo(self, gauges) -> None:
+        """Replace the SLO series with the engine's view (unknown values are left out)."""
+        for gauge in (self.slo_burn_rate, self.slo_budget_remaining, self.slo_objective):
+            gauge.clear()
+        for service, slo, window, value in gauges.burn_rate:
+            self.slo_burn_rate.labels(service, slo, window).set(value)
+        for service, slo, value in gauges.error_budget_remaining_ratio:
+            self.slo_budget_remaining.labels(service, slo).set(value)
+        for service, slo, value in gauges.objective_ratio:
+            self.slo_objective.labels(service, slo).set(value)
+
     def clear_joiner_gauges(self) -> None:
         for gauge in (self.sre_latency, self.sre_error_ratio, self.sre_availability, self.sre_requests,
                       self.cx_frustration, self.cx_abandonment, self.cx_sessions, self.cx_tti, self.cx_web_vital,
                       self.cx_frustration_events, self.cx_rolling_frustration, self.cx_rolling_abandonment,
-                      self.cx_rolling_tti, self.alert_active, self.lens_correlation):
+                      self.cx_rolling_tti, self.alert_active, self.lens_correlation, self.slo_burn_rate,
+                      self.slo_budget_remaining, self.slo_objective):
             gauge.clear()
 
     def observe_correlator(self, active: list, correlations: list, late_windows: int,

@@ -107,6 +107,7 @@ _ENV: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "web_port": ("LENSBRIDGE_WEB_PORT", lambda n, r: _int(n, r, 0)),
     "data_dir": ("LENSBRIDGE_DATA_DIR", _str),
     "standby_replicas": ("LENSBRIDGE_STANDBY_REPLICAS", lambda n, r: _int(n, r, 0)),
+    "slo_file": ("LENSBRIDGE_SLO_FILE", _str),
     "session_timeout_s": ("LENSBRIDGE_SESSION_TIMEOUT_SECONDS", lambda n, r: _float(n, r, 6.0, 300.0)),
     "log_level": ("LENSBRIDGE_LOG_LEVEL", _str),
 }
@@ -156,6 +157,7 @@ class Settings:
     data_dir: str = ".lensbridge-data"
     standby_replicas: int = 0
     session_timeout_s: float = 30.0
+    slo_file: str = ""  # SLO definitions (YAML); empty: no SLOs
     log_level: str = "info"
 
     @classmethod

@@ -7,6 +7,8 @@ import sys
 
 from prometheus_client import CollectorRegistry
 
+from agents.burns import load_slo_file
+from app.core.slo import SloConfigError
 from app.metrics import Metrics, serve
 from app.settings import Settings
 from app.topics import TopicLayoutError, ensure_topics
@@ -19,6 +21,14 @@ def run_worker(settings: Settings) -> int:
 
     from app.faust_app import build_app
 
+    try:
+        slos = load_slo_file(settings.slo_file, settings.window_s)
+    except SloConfigError as exc:
+        print(f"lensbridge worker: bad SLO file (LENSBRIDGE_SLO_FILE):\n{exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"lensbridge worker: cannot read LENSBRIDGE_SLO_FILE={settings.slo_file!r}: {exc}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     metrics = Metrics(CollectorRegistry())
     # Served from its own thread and port, so Prometheus can scrape during table recovery.
@@ -35,7 +45,7 @@ def run_worker(settings: Settings) -> int:
         return 2
     if created:
         log.info("created topics: %s", ", ".join(created))
-    app = build_app(settings, metrics)
+    app = build_app(settings, metrics, slos=slos)
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()
     return 0

@@ -387,6 +387,11 @@ class Correlator:
         return [(c["service"], c["cohort"], c["sre_metric"], c["cx_metric"], c["r"])
                 for c in ctx.correlations(pairs)]
 
+    @property
+    def decided_until(self) -> int | None:
+        """Windows starting before this have been decided (None: none yet)."""
+        return self._next_decide
+
     def active_alerts(self) -> list[tuple[str, str, str, str]]:
         """(alert_id, kind, lens, subject) of every firing incident."""
         return self._incidents.active()

@@ -92,23 +92,29 @@ class BurnHistory:
             del self.bucket_bad[:drop]
 
     def total(self, span_s: int, end_s: int) -> tuple[Number, Number]:
-        """(requests, bad) over [end_s - span_s, end_s); end_s at or after `end`. Windows
-        after `end` (not pushed) are zero; a span longer than the history sums what exists."""
+        """(requests, bad) over [end_s - span_s, end_s). Windows not pushed count as zero,
+        so a span longer than the history sums what there is."""
         if self.fine_start is None:
             return 0, 0
         lo, w = end_s - span_s, self.window_s
-        first = max(0, -(-(lo - self.fine_start) // w))  # first fine index at or after lo
-        requests = sum(self.fine_requests[first:])
-        bad = sum(self.fine_bad[first:])
-        if lo < self.fine_start:
-            n = len(self.bucket_requests)
-            for i in range(n - 1, -1, -1):
-                start = self.fine_start - (n - i) * self.bucket_s
-                if start + self.bucket_s <= lo:
-                    break
-                share = 1 if start >= lo else (start + self.bucket_s - lo) / self.bucket_s
+        first = max(0, -(-(lo - self.fine_start) // w))  # first window starting at or after lo
+        last = max(0, (end_s - self.fine_start) // w)  # first window starting at or after end_s
+        requests = sum(self.fine_requests[first:last])
+        bad = sum(self.fine_bad[first:last])
+        n, size = len(self.bucket_requests), self.bucket_s
+        for i in range(n - 1, -1, -1):
+            start = self.fine_start - (n - i) * size
+            if start + size <= lo:
+                break
+            share = (min(start + size, end_s) - max(start, lo)) / size
+            if share <= 0:
+                continue
+            if share < 1:  # the far (or near) edge cuts this bucket: assume even traffic
                 requests += self.bucket_requests[i] * share
                 bad += self.bucket_bad[i] * share
+            else:
+                requests += self.bucket_requests[i]
+                bad += self.bucket_bad[i]
         return requests, bad
 
     def to_state(self) -> dict[str, Any]:

@@ -153,7 +153,8 @@ def check_pair(w: BurnWindow, objective_percent: float | None) -> str | None:
     if w.action not in ACTIONS:
         return f"action must be page or ticket (got {w.action!r})"
     if w.short_s >= w.long_s:
-        return f"short window {duration_text(w.short_s)} must be shorter than long {duration_text(w.long_s)}"
+        return (f"short window {duration_text(w.short_s)} must be shorter than the long "
+                f"window {duration_text(w.long_s)}")
     if not w.factor > 0:
         return f"burn_rate must be > 0 (got {w.factor:g})"
     if objective_percent is None or not 0 < objective_percent < 100:

@@ -6,9 +6,10 @@ the composed node tree rather than loaded dicts because only nodes remember thei
 every problem found is collected, so one run of the worker lists all of them.
 """
 import yaml
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.nodes import MappingNode, Node, SequenceNode
 
 from app.core import slo_spec as spec
+from app.core.slo_nodes import NodeReader, syntax_error
 from app.core.slo_spec import BurnWindow, Slo, SloConfigError
 
 VERSION = "lensbridge/v1"
@@ -18,99 +19,15 @@ _SLI = ("type", "threshold_ms")
 _ALERTING = ("min_requests", "min_bad_events", "page_alert", "ticket_alert", "windows")
 _TOGGLE = ("disable",)
 _WINDOW = ("action", "long", "short", "burn_rate", "guard")
-_SLOTH_SLI = {"events", "raw", "plugin"}
-
-
-class _Reader:
-    """Typed access to nodes; every failed read records `source:line: reason`."""
-
-    def __init__(self, source: str) -> None:
-        self.source, self.errors = source, []  # (line, "source:line: reason")
-        self._construct = yaml.SafeLoader("").construct_object
-
-    def error(self, node: Node, reason: str) -> None:
-        line = node.start_mark.line + 1
-        self.errors.append((line, f"{self.source}:{line}: {reason}"))
-
-    def mapping(self, node: Node, what: str, known: tuple[str, ...]) -> dict[str, Node]:
-        if not isinstance(node, MappingNode):
-            self.error(node, f"{what} must be a mapping of fields")
-            return {}
-        fields: dict[str, Node] = {}
-        for key, value in node.value:
-            name = key.value if isinstance(key, ScalarNode) else None
-            if name in fields:
-                self.error(key, f"duplicate field '{name}' in {what}")
-            elif name not in known:
-                self.error(key, _unknown(name, what, known))
-            else:
-                fields[name] = value
-        return fields
-
-    def scalar(self, node: Node, field: str, types: tuple[type, ...], kind: str):
-        value = self._construct(node) if isinstance(node, ScalarNode) else node
-        if isinstance(value, bool) and bool not in types or not isinstance(value, types):
-            self.error(node, f"{field} must be {kind} (got {_show(value)})")
-            return None
-        return value
-
-    def number(self, node: Node, field: str) -> float | None:
-        value = self.scalar(node, field, (int, float), "a number")
-        return None if value is None else float(value)
-
-    def text(self, node: Node, field: str) -> str | None:
-        value = self.scalar(node, field, (str,), "a string")
-        if value is not None and not value.strip():
-            self.error(node, f"{field} must not be empty")
-            return None
-        return value
-
-    def duration(self, node: Node, field: str) -> int | None:
-        value = self.scalar(node, field, (str,), "a duration like 30d, 6h or 5m")
-        try:
-            return None if value is None else spec.parse_duration(value)
-        except ValueError as exc:
-            self.error(node, f"{field} {exc}")
-            return None
-
-    def check(self, node: Node, problem: str | None) -> bool:
-        if problem:
-            self.error(node, problem)
-        return problem is None
-
-    def labels(self, node: Node | None) -> dict[str, str]:
-        if node is None:
-            return {}
-        if not isinstance(node, MappingNode):
-            self.error(node, "labels must be a mapping of names to strings")
-            return {}
-        out = {}
-        for key, value in node.value:
-            name, text = self.text(key, "label name"), self.scalar(value, "label value", (str,), "a string")
-            if name is not None and text is not None:
-                out[name] = text
-        return out
-
-
-def _unknown(name: object, what: str, known: tuple[str, ...]) -> str:
-    if what == "sli" and name in _SLOTH_SLI:
-        return (f"sli.{name} is Sloth's Prometheus query form: lensbridge measures SLIs from "
-                "the request stream, write `type: errors` or `type: latency` with threshold_ms")
-    return f"unknown field '{name}' in {what} (known: {', '.join(known)})"
-
-
-def _show(value: object) -> str:
-    return "a list" if isinstance(value, list) else "a mapping" if isinstance(value, dict) \
-        else repr(value) if isinstance(value, str) else str(value)
 
 
 def load_slos(text: str, source: str = "slo.yaml", window_s: int = 60) -> list[Slo]:
     """Every SLO in `text`, or SloConfigError listing each problem as `source:line: reason`."""
-    reader = _Reader(source)
+    reader = NodeReader(source)
     try:
         documents = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
     except yaml.YAMLError as exc:
-        raise SloConfigError([_syntax_error(source, exc)]) from None
+        raise SloConfigError([syntax_error(source, exc)]) from None
     slos: list[Slo] = []
     for doc in documents:
         if doc is not None:
@@ -129,16 +46,7 @@ def load_slos(text: str, source: str = "slo.yaml", window_s: int = 60) -> list[S
     return slos
 
 
-def _syntax_error(source: str, exc: yaml.YAMLError) -> str:
-    mark, context = getattr(exc, "problem_mark", None), getattr(exc, "context_mark", None)
-    text = f"{source}:{mark.line + 1 if mark else '?'}: not valid YAML: "
-    text += getattr(exc, "problem", None) or str(exc)
-    if context is not None and getattr(exc, "context", None):
-        text += f" ({exc.context} at line {context.line + 1})"
-    return text
-
-
-def _document(r: _Reader, doc: Node, window_s: int) -> list[Slo]:
+def _document(r: NodeReader, doc: Node, window_s: int) -> list[Slo]:
     fields = r.mapping(doc, "the document", _DOC)
     if not fields:
         return []
@@ -146,10 +54,10 @@ def _document(r: _Reader, doc: Node, window_s: int) -> list[Slo]:
         version = r.scalar(fields["version"], "version", (str,), "a string")
         if version is not None and version != VERSION:
             r.error(fields["version"], f"version must be {VERSION} (got {version!r})")
-    if "service" not in fields:
-        r.error(doc, "service is required (the service name as the request events carry it)")
-    service = r.text(fields["service"], "service") if "service" in fields else None
-    period_s = r.duration(fields["period"], "period") if "period" in fields else spec.DEFAULT_PERIOD_S
+    service_node = r.required(fields, "service", doc, " (the name the request events carry)")
+    service = r.text(service_node, "service") if service_node else None
+    period_s = r.duration(fields["period"], "period") if "period" in fields \
+        else spec.DEFAULT_PERIOD_S
     labels = r.labels(fields.get("labels"))
     items = fields.get("slos")
     if not isinstance(items, SequenceNode) or not items.value:
@@ -159,11 +67,12 @@ def _document(r: _Reader, doc: Node, window_s: int) -> list[Slo]:
     return [slo for slo in found if slo is not None and service is not None]
 
 
-def _slo(r: _Reader, node: Node, service: str | None, period_s: int | None,
+def _slo(r: NodeReader, node: Node, service: str | None, period_s: int | None,
          doc_labels: dict[str, str], window_s: int) -> Slo | None:
     before = len(r.errors)
     f = r.mapping(node, "an SLO", _SLO)
-    name = r.text(f["name"], "name") if "name" in f else r.error(node, "name is required")
+    name_node = r.required(f, "name", node) if f else None
+    name = r.text(name_node, "name") if name_node else None
     if name is not None and not spec.NAME.match(name):
         r.error(f["name"], f"name must be letters, digits, '_', '.' or '-' (got {name!r})")
     objective = _objective(r, node, f)
@@ -171,11 +80,8 @@ def _slo(r: _Reader, node: Node, service: str | None, period_s: int | None,
         period_s = r.duration(f["period"], "period")
     sli, threshold_ms = _sli(r, f.get("sli"), node)
     alerting = _alerting(r, f.get("alerting"), objective, window_s)
-    if objective is not None and alerting is not None and not alerting[3]:
-        for w in alerting[0]:  # the workbook pairs do not suit every objective
-            problem = spec.check_pair(w, objective)
-            r.check(f["objective" if "objective" in f else "target"],
-                    problem and f"{problem}; set alerting.windows for this objective")
+    if alerting is not None and not alerting[3]:
+        _check_default_windows(r, node, f, alerting[0], objective, window_s)
     if period_s is not None and alerting is not None:
         r.check(f.get("period", node), spec.check_period(period_s, window_s, alerting[0]))
     description = r.scalar(f["description"], "description", (str,), "a string") \
@@ -191,10 +97,26 @@ def _slo(r: _Reader, node: Node, service: str | None, period_s: int | None,
                where=f"{r.source}:{node.start_mark.line + 1}")
 
 
-def _objective(r: _Reader, node: Node, f: dict[str, Node]) -> float | None:
+def _check_default_windows(r: NodeReader, node: Node, f: dict[str, Node],
+                           windows: tuple[BurnWindow, ...], objective: float | None,
+                           window_s: int) -> None:
+    """The workbook pairs suit neither every objective nor every window length."""
+    hint = "; set alerting.windows"
+    for span in sorted({s for w in windows for s in (w.long_s, w.short_s)}):
+        problem = spec.check_window(span, window_s)
+        r.check(node, problem and f"default burn {problem}{hint}")
+    if objective is not None:
+        for w in windows:
+            problem = spec.check_pair(w, objective)
+            where = f["objective" if "objective" in f else "target"]
+            r.check(where, problem and problem + hint)
+
+
+def _objective(r: NodeReader, node: Node, f: dict[str, Node]) -> float | None:
     """`objective` in percent (Sloth, Pyrra) or `target` as a ratio (OpenSLO): exactly one."""
     if ("objective" in f) == ("target" in f):
-        r.error(node, "give exactly one of objective (percent, e.g. 99.9) or target (ratio, e.g. 0.999)")
+        r.error(node, "give exactly one of objective (percent, e.g. 99.9) "
+                      "or target (ratio, e.g. 0.999)")
         return None
     if "objective" in f:
         percent = r.number(f["objective"], "objective")
@@ -207,12 +129,13 @@ def _objective(r: _Reader, node: Node, f: dict[str, Node]) -> float | None:
     return None if ratio is None else float(spec.exact(ratio) * 100)
 
 
-def _sli(r: _Reader, node: Node | None, slo_node: Node) -> tuple[str, float | None]:
+def _sli(r: NodeReader, node: Node | None, slo_node: Node) -> tuple[str, float | None]:
     if node is None:
         r.error(slo_node, "sli is required: {type: errors} or {type: latency, threshold_ms: 300}")
         return spec.ERRORS, None
     f = r.mapping(node, "sli", _SLI)
-    kind = r.text(f["type"], "sli type") if "type" in f else r.error(node, "sli type is required")
+    type_node = r.required(f, "type", node, " in sli: errors or latency")
+    kind = r.text(type_node, "sli type") if type_node else None
     if kind is not None and kind not in spec.SLIS:
         r.error(f["type"], f"sli type must be errors or latency (got {kind!r})")
     if kind != spec.LATENCY:
@@ -220,7 +143,8 @@ def _sli(r: _Reader, node: Node | None, slo_node: Node) -> tuple[str, float | No
             r.error(f["threshold_ms"], "threshold_ms applies to type latency only")
         return spec.ERRORS, None
     if "threshold_ms" not in f:
-        r.error(node, "threshold_ms is required for type latency (requests at or under it are good)")
+        r.error(node, "threshold_ms is required for type latency "
+                      "(requests at or under it are good)")
         return spec.LATENCY, None
     threshold = r.number(f["threshold_ms"], "threshold_ms")
     if threshold is not None and not threshold > 0:
@@ -228,7 +152,7 @@ def _sli(r: _Reader, node: Node | None, slo_node: Node) -> tuple[str, float | No
     return spec.LATENCY, threshold
 
 
-def _alerting(r: _Reader, node: Node | None, objective: float | None,
+def _alerting(r: NodeReader, node: Node | None, objective: float | None,
               window_s: int) -> tuple[tuple[BurnWindow, ...], int, float, bool] | None:
     """(pairs, min_requests, min_bad_events, whether the pairs were given) or None."""
     before = len(r.errors)
@@ -252,7 +176,7 @@ def _alerting(r: _Reader, node: Node | None, objective: float | None,
     return windows, min_requests, min_bad, "windows" in f
 
 
-def _windows(r: _Reader, node: Node, objective: float | None,
+def _windows(r: NodeReader, node: Node, objective: float | None,
              window_s: int) -> tuple[BurnWindow, ...]:
     if not isinstance(node, SequenceNode) or not node.value:
         r.error(node, "windows must be a non-empty list of {action, long, short, burn_rate}")
@@ -261,9 +185,9 @@ def _windows(r: _Reader, node: Node, objective: float | None,
     for item in node.value:
         before = len(r.errors)
         f = r.mapping(item, "a burn window", _WINDOW)
-        for key in ("action", "long", "short", "burn_rate"):
-            if key not in f and f:
-                r.error(item, f"{key} is required in a burn window")
+        if isinstance(item, MappingNode):
+            for key in ("action", "long", "short", "burn_rate"):
+                r.required(f, key, item, " in a burn window")
         action = r.text(f["action"], "action") if "action" in f else None
         if action is not None and action not in spec.ACTIONS:
             r.error(f["action"], f"action must be page or ticket (got {action!r})")
@@ -276,7 +200,7 @@ def _windows(r: _Reader, node: Node, objective: float | None,
             r.error(f["burn_rate"], f"burn_rate must be > 0 (got {factor:g})")
         guard = r.scalar(f["guard"], "guard", (bool,), "true or false") if "guard" in f \
             else action == spec.PAGE
-        if len(r.errors) > before or not f:
+        if len(r.errors) > before:
             continue
         w = BurnWindow(action, spans["long"], spans["short"], factor, guard)
         if r.check(item, spec.check_pair(w, objective)):
