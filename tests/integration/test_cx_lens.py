@@ -1,14 +1,12 @@
 """CX lens on the real broker: every merged window equals the input's truth, also across SIGKILLs."""
 from __future__ import annotations
 
-import asyncio
 
 import orjson
-from aiokafka.admin import AIOKafkaAdminClient
 
 from app.core.deadletter import raw_bytes
 from cx_data import COHORTS, START_S, compare, edge_cases, kafka_partition, merged_cx_windows, truths, write_rum
-from worker_proc import WorkerProcess, lens_env, replay
+from worker_proc import WorkerProcess, kill_twice, lens_env, progress, replay
 
 WINDOW_S, WINDOWS = 20, 30
 TIMING = {"LENSBRIDGE_WINDOW_SECONDS": str(WINDOW_S), "LENSBRIDGE_GRACE_SECONDS": "2",
@@ -100,22 +98,10 @@ def test_cx_sigkill_twice_mid_stream_loses_and_duplicates_nothing(kafka_bootstra
     env = lens_env(kafka_bootstrap, unique, tmp_path / "data", **TIMING)
     admin.create_topics(env["LENSBRIDGE_TOPIC_REQUESTS"], env["LENSBRIDGE_TOPIC_RUM"])
     replay(env, "--rum", str(path))  # the whole backlog waits in Kafka
-    log = tmp_path / "worker.log"
-    report = []
-    for kill_after in (0.3, 0.3):
-        worker = WorkerProcess(env, log).start()
-        kill_point = _KillPoint(worker, env, kill_after * len(events))
-        worker.wait_for(kill_point, 240, "progress before the kill")
-        report.append({"folded_before_kill": worker.metric("lensbridge_events_total", 'lens="cx"'),
-                       "skipped_as_already_counted": worker.metric("lensbridge_replayed_events_skipped_total",
-                                                                   'lens="cx"')})
-        worker.kill()
-    worker = WorkerProcess(env, log).start()
+    worker, report = kill_twice(env, tmp_path / "worker.log", "cx", len(events))
     try:
         merged, resent = _wait_for_windows(worker, admin, env["LENSBRIDGE_TOPIC_WINDOWS"], len(truth), 400)
-        report.append({"folded_after_last_restart": worker.metric("lensbridge_events_total", 'lens="cx"'),
-                       "skipped_as_already_counted": worker.metric("lensbridge_replayed_events_skipped_total",
-                                                                   'lens="cx"')})
+        report.append(progress(worker, "cx", "folded_after_last_restart"))
         print(f"cx crash report ({len(events)} events):", report)
         # A window re-published after a crash must carry the same counts (the joiner writes its
         # release point before deleting the released partials, and a partial before its offset).
@@ -126,40 +112,3 @@ def test_cx_sigkill_twice_mid_stream_loses_and_duplicates_nothing(kafka_bootstra
     finally:
         worker.stop()
 
-
-class _KillPoint:
-    """True once the worker folded `target` events and at least MARGIN_EVENTS more since the
-    consumer group's committed offsets last moved.
-
-    Faust commits acked offsets every 10k messages or 2.8 s; a kill right after a commit leaves
-    nothing durable beyond it, and the restart then never meets input it already counted (seen
-    in 4 of 12 restarts when killing on the event count alone). MARGIN_EVENTS is more than one
-    flush (LENSBRIDGE_FLUSH_EVENTS=2000), and flushes are serial, so at least one flush made
-    state durable past the commit: the restart must re-read input already counted, and skip it.
-    """
-
-    MARGIN_EVENTS = 3000
-
-    def __init__(self, worker: WorkerProcess, env: dict, target: float):
-        self.worker, self.target = worker, target
-        self.bootstrap, self.group, self.topic = (env["KAFKA_BOOTSTRAP_SERVERS"], env["LENSBRIDGE_APP_ID"],
-                                                  env["LENSBRIDGE_TOPIC_RUM"])
-        self.committed: int | None = None
-        self.folded_since: float = 0.0
-
-    def __call__(self) -> bool:
-        committed = asyncio.run(self._committed())  # first: a commit seen late only raises the baseline
-        folded = self.worker.metric("lensbridge_events_total", 'lens="cx"')
-        if committed != self.committed:
-            self.committed, self.folded_since = committed, folded
-            return False
-        return folded >= self.target and folded - self.folded_since >= self.MARGIN_EVENTS
-
-    async def _committed(self) -> int:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
-        await admin.start()
-        try:
-            offsets = await admin.list_consumer_group_offsets(self.group)
-        finally:
-            await admin.close()
-        return sum(meta.offset for tp, meta in offsets.items() if tp.topic == self.topic and meta.offset >= 0)

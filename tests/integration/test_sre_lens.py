@@ -5,7 +5,7 @@ import orjson
 import tdigest
 
 from sre_data import compare, merged_sre_windows, truths, write_requests
-from worker_proc import WorkerProcess, lens_env, replay
+from worker_proc import WorkerProcess, kill_twice, lens_env, progress, replay
 
 WINDOW_S, SLICE_S = 20, 5
 TIMING = {"LENSBRIDGE_WINDOW_SECONDS": str(WINDOW_S), "LENSBRIDGE_GRACE_SECONDS": "2",
@@ -65,22 +65,10 @@ def test_sigkill_twice_mid_stream_loses_and_duplicates_nothing(kafka_bootstrap, 
     env = lens_env(kafka_bootstrap, unique, tmp_path / "data", **TIMING)
     admin.create_topics(env["LENSBRIDGE_TOPIC_REQUESTS"], env["LENSBRIDGE_TOPIC_RUM"])
     replay(env, "--requests", str(path))  # the whole backlog waits in Kafka
-    log = tmp_path / "worker.log"
-    report = []
-    for kill_after in (0.3, 0.3):
-        worker = WorkerProcess(env, log).start()
-        worker.wait_for(lambda: worker.metric("lensbridge_events_total", 'lens="sre"') >= kill_after * len(events),
-                        240, "progress before the kill")
-        report.append({"folded_before_kill": worker.metric("lensbridge_events_total", 'lens="sre"'),
-                       "skipped_as_already_counted": worker.metric("lensbridge_replayed_events_skipped_total",
-                                                                   'lens="sre"')})
-        worker.kill()
-    worker = WorkerProcess(env, log).start()
+    worker, report = kill_twice(env, tmp_path / "worker.log", "sre", len(events))
     try:
         merged = _wait_for_windows(worker, admin, env["LENSBRIDGE_TOPIC_WINDOWS"], len(truth), 400)
-        report.append({"folded_after_last_restart": worker.metric("lensbridge_events_total", 'lens="sre"'),
-                       "skipped_as_already_counted": worker.metric("lensbridge_replayed_events_skipped_total",
-                                                                   'lens="sre"')})
+        report.append(progress(worker, "sre", "folded_after_last_restart"))
         print("crash report:", report)
         assert compare(merged, truth) == []
         # the restarts really re-read input that was already counted, and skipped it
