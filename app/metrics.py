@@ -11,6 +11,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
 from app.core.digest import quantile_key
+from app.quantile_metric import WindowSummary
 
 OVERFLOW_LABEL = "_other"
 
@@ -67,8 +68,8 @@ class Metrics:
         self._slo_metrics(r)
 
     def _sre_gauges(self, r: CollectorRegistry) -> None:
-        self.sre_latency = Gauge("lensbridge_sre_latency_seconds", "Latency quantile, last closed window",
-                                 ["service", "quantile"], registry=r)
+        self.sre_latency = WindowSummary("lensbridge_sre_latency_seconds", "Request latency, last closed window",
+                                         "service", r)
         self.sre_error_ratio = Gauge("lensbridge_sre_error_ratio", "Error ratio, last closed window",
                                      ["service"], registry=r)
         self.sre_availability = Gauge("lensbridge_sre_availability_ratio",
@@ -84,8 +85,8 @@ class Metrics:
                                     "Abandoned page views / page views, last closed window", ["cohort"], registry=r)
         self.cx_sessions = Gauge("lensbridge_cx_sessions", "Distinct sessions, last closed window",
                                  ["cohort"], registry=r)
-        self.cx_tti = Gauge("lensbridge_cx_tti_seconds", "Time-to-interactive quantile, last closed window",
-                            ["cohort", "quantile"], registry=r)
+        self.cx_tti = WindowSummary("lensbridge_cx_tti_seconds", "Time-to-interactive, last closed window",
+                                    "cohort", r)
         self.cx_web_vital = Gauge("lensbridge_cx_web_vital",
                                   "Web vital at p75 (seconds; CLS unitless), last closed window",
                                   ["cohort", "name"], registry=r)
@@ -98,9 +99,8 @@ class Metrics:
         self.cx_rolling_abandonment = Gauge("lensbridge_cx_rolling_abandonment_ratio",
                                             "Abandoned page views / page views over the rolling view",
                                             ["cohort"], registry=r)
-        self.cx_rolling_tti = Gauge("lensbridge_cx_rolling_tti_seconds",
-                                    "Time-to-interactive quantile over the rolling view", ["cohort", "quantile"],
-                                    registry=r)
+        self.cx_rolling_tti = WindowSummary("lensbridge_cx_rolling_tti_seconds",
+                                            "Time-to-interactive over the rolling view", "cohort", r)
 
     def _alert_metrics(self, r: CollectorRegistry) -> None:
         self.alerts = Counter("lensbridge_alerts", "Correlation alert messages sent", ["kind", "status"],
@@ -157,10 +157,7 @@ class Metrics:
     # -- merged views -> gauges ---------------------------------------------------------
     def observe_sre_window(self, merged: dict, quantiles: tuple[float, ...]) -> None:
         service = self.subject_label(merged["subject"])
-        for q in quantiles:
-            value = merged["latency_ms"].get(quantile_key(q))
-            if value is not None:
-                self.sre_latency.labels(service, str(q)).set(value / 1000.0)
+        _set_summary(self.sre_latency, service, merged["latency_ms"], quantiles, merged.get("latency_ms_digest"))
         if merged.get("error_ratio") is not None:
             self.sre_error_ratio.labels(service).set(merged["error_ratio"])
         if merged.get("availability") is not None:
@@ -174,10 +171,7 @@ class Metrics:
         if merged.get("abandonment_ratio") is not None:
             self.cx_abandonment.labels(cohort).set(merged["abandonment_ratio"])
         self.cx_sessions.labels(cohort).set(merged["sessions"])
-        for q in tti_quantiles:
-            value = merged["tti_ms"].get(quantile_key(q))
-            if value is not None:
-                self.cx_tti.labels(cohort, str(q)).set(value / 1000.0)
+        _set_summary(self.cx_tti, cohort, merged["tti_ms"], tti_quantiles, merged.get("tti_ms_digest"))
         for name, value in merged.get("web_vitals", {}).items():
             if value is not None:
                 self.cx_web_vital.labels(cohort, name).set(value if name == "CLS" else value / 1000.0)
@@ -190,10 +184,17 @@ class Metrics:
             self.cx_rolling_frustration.labels(cohort).set(rolled["frustration_ratio"])
         if rolled.get("abandonment_ratio") is not None:
             self.cx_rolling_abandonment.labels(cohort).set(rolled["abandonment_ratio"])
-        for q in tti_quantiles:
-            value = rolled["tti_ms"].get(quantile_key(q))
-            if value is not None:
-                self.cx_rolling_tti.labels(cohort, str(q)).set(value / 1000.0)
+        _set_summary(self.cx_rolling_tti, cohort, rolled["tti_ms"], tti_quantiles, rolled.get("tti_ms_digest"))
+
+
+def _set_summary(summary: WindowSummary, subject: str, quantiles_ms: dict, qs: tuple[float, ...],
+                 digest: dict | None) -> None:
+    """Quantiles (ms -> s) plus the digest's sum and count, as one summary series set."""
+    values = {str(q): quantiles_ms[quantile_key(q)] / 1000.0 for q in qs
+              if quantiles_ms.get(quantile_key(q)) is not None}
+    if not values or not digest:
+        return
+    summary.set(subject, values, (digest.get("sum") or 0.0) / 1000.0, digest.get("n_values", 0))
 
 
 def serve(metrics: Metrics, port: int, addr: str = "0.0.0.0") -> None:
