@@ -16,6 +16,7 @@ from faust.types import TP
 
 from agents.joiner import JoinerRunner
 from agents.lens import LensRunner
+from app import memory_store
 from app.lenses import lenses
 from app.metrics import Metrics
 from app.outbox import Outbox
@@ -53,7 +54,8 @@ def build_app(settings: Settings, metrics: Metrics, clock: Callable[[], float] =
     app = faust.App(
         settings.app_id,
         broker=broker_urls(settings.bootstrap_servers),
-        store="memory://",
+        # Faust's memory store, fixed so standby replicas spare a takeover the full changelog replay.
+        store=memory_store.register(),
         datadir=settings.data_dir,
         autodiscover=False,
         topic_partitions=settings.partitions,
@@ -153,10 +155,31 @@ def _lifecycle(app: faust.App, runners: list[LensRunner], joiner: JoinerRunner, 
     @app.on_partitions_revoked.connect
     async def on_revoked(sender, revoked, **kwargs) -> None:
         metrics.ready.set(0)
+        metrics.joiner_active.set(0)
         for runner in runners:
             runner.forget()
         joiner.forget()
 
     @app.on_rebalance_complete.connect
     async def on_recovered(sender, **kwargs) -> None:
+        # Who owns what, for operators (and the scale-out tests): the summaries partition is
+        # where the joiner runs.
+        assignment = app.consumer.assignment()
+        metrics.joiner_active.set(int(TP(joiner.settings.topic_summaries, 0) in assignment))
+        for runner in runners:
+            metrics.assigned.labels(runner.lens.topic).set(
+                sum(1 for tp in assignment if tp.topic == runner.lens.topic))
         metrics.ready.set(1)
+
+    @app.on_before_shutdown.connect
+    async def on_shutdown(sender, **kwargs) -> None:
+        # SIGTERM (rolling restart): the fetcher is stopped, the consumer not yet. Fold, checkpoint
+        # and ack what is buffered, so the consumer's last commit (then LeaveGroup) covers it and
+        # the next owner starts exactly where this worker stopped.
+        metrics.ready.set(0)
+        for runner in runners:
+            for partition in list(runner.pending):
+                try:
+                    await runner.flush(partition)
+                except Exception:  # nothing is acked then: the next owner reads it again
+                    log.warning("%s: flush on shutdown failed", runner.lens.name, exc_info=True)
