@@ -64,6 +64,8 @@ def build_app(settings: Settings, metrics: Metrics, clock: Callable[[], float] =
         table_standby_replicas=settings.standby_replicas,
         producer_acks=-1,
         producer_max_request_size=MAX_STATE_BYTES,
+        broker_commit_interval=settings.commit_interval_s,
+        broker_commit_every=settings.commit_every_messages,
         # How long a dead worker keeps its partitions before the group moves them on.
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),

@@ -108,6 +108,8 @@ _ENV: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "data_dir": ("LENSBRIDGE_DATA_DIR", _str),
     "standby_replicas": ("LENSBRIDGE_STANDBY_REPLICAS", lambda n, r: _int(n, r, 0)),
     "slo_file": ("LENSBRIDGE_SLO_FILE", _str),
+    "commit_interval_s": ("LENSBRIDGE_COMMIT_INTERVAL_SECONDS", lambda n, r: _float(n, r, 0.1)),
+    "commit_every_messages": ("LENSBRIDGE_COMMIT_EVERY_MESSAGES", lambda n, r: _int(n, r, 1)),
     "session_timeout_s": ("LENSBRIDGE_SESSION_TIMEOUT_SECONDS", lambda n, r: _float(n, r, 6.0, 300.0)),
     "log_level": ("LENSBRIDGE_LOG_LEVEL", _str),
 }
@@ -158,6 +160,9 @@ class Settings:
     standby_replicas: int = 0
     session_timeout_s: float = 30.0
     slo_file: str = ""  # SLO definitions (YAML); empty: no SLOs
+    # Consumer offset commits: only how much a restart re-reads (correctness rests on the state's own offsets).
+    commit_interval_s: float = 2.8
+    commit_every_messages: int = 10_000
     log_level: str = "info"
 
     @classmethod
