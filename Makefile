@@ -57,5 +57,6 @@ test: install kafka ## unit + integration tests against the real broker; fails i
 run: install ## start the broker and the worker, replay a sample (scripts/run.sh)
 	@scripts/run.sh
 
-bench: install kafka ## throughput benchmark against the local broker
+bench: install kafka ## throughput, latency and memory against baselines (docs/BENCH.md); not part of make test
+	@$(PY) -m pip install -q --disable-pip-version-check -e '.[test,bench]'
 	$(VENV)/bin/lensbridge bench

@@ -26,7 +26,10 @@ def _parser() -> argparse.ArgumentParser:
     alerts.add_argument("--follow", action="store_true")
     alerts.add_argument("--from-beginning", action="store_true")
     alerts.add_argument("--json", action="store_true", help="NDJSON instead of readable lines")
-    sub.add_parser("bench", help="throughput, latency and memory against baselines")
+    bench = sub.add_parser("bench", help="throughput, latency and memory against baselines")
+    from app.bench.cli import add_arguments  # argparse only; the bench itself loads on use
+
+    add_arguments(bench)
     return parser
 
 
@@ -52,8 +55,9 @@ def main(argv: list[str] | None = None) -> int:
 
         return alerts_command(args, settings)
     if args.command == "bench":
-        print("lensbridge bench: not built yet (issue 6)", file=sys.stderr)
-        return 2
+        from app.bench.cli import bench_command
+
+        return bench_command(args, settings)
     return 2
 
 
