@@ -65,3 +65,13 @@ class Meter:
     def report(self, **extra) -> None:
         sys.stdout.write(RESULT_PREFIX + orjson.dumps(self.result(**extra)).decode() + "\n")
         sys.stdout.flush()
+
+
+def run_faust_worker(app) -> None:
+    """Run a baseline's Faust app as a worker, quietly (the Faust baselines share this)."""
+    import faust  # only the Faust baselines need it
+
+    sys.argv = [sys.argv[0], "worker", "-l", "warning"]
+    worker = faust.Worker(app, loglevel="warning", quiet=True, redirect_stdouts=False)
+    worker.spinner = None  # else Faust sets the root logger to DEBUG to spin it (costs CPU)
+    worker.execute_from_commandline()

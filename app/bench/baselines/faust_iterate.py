@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import os
-import sys
 
 import faust
 import orjson
 
-from app.bench.baselines.common import Meter, parser
+from app.bench.baselines.common import Meter, parser, run_faust_worker
 
 
 def build(args) -> faust.App:
@@ -32,11 +31,7 @@ def build(args) -> faust.App:
 
 def main() -> None:
     args = parser(__doc__).parse_args()
-    app = build(args)
-    sys.argv = [sys.argv[0], "worker", "-l", "warning"]
-    worker = faust.Worker(app, loglevel="warning", quiet=True, redirect_stdouts=False)
-    worker.spinner = None  # else Faust sets the root logger to DEBUG to spin it (costs CPU)
-    worker.execute_from_commandline()
+    run_faust_worker(build(args))
 
 
 if __name__ == "__main__":

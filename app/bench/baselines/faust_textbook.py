@@ -10,7 +10,6 @@ topic is keyed by service, so no repartition is needed. Windows follow the event
 from __future__ import annotations
 
 import os
-import sys
 from datetime import timedelta
 
 import faust
@@ -18,7 +17,7 @@ import orjson
 from faust.serializers import codecs
 from tdigest import TDigest
 
-from app.bench.baselines.common import Meter, parser
+from app.bench.baselines.common import Meter, parser, run_faust_worker
 
 
 class Agg:
@@ -81,11 +80,7 @@ def build(args) -> faust.App:
 
 def main() -> None:
     args = parser(__doc__).parse_args()
-    app = build(args)
-    sys.argv = [sys.argv[0], "worker", "-l", "warning"]
-    worker = faust.Worker(app, loglevel="warning", quiet=True, redirect_stdouts=False)
-    worker.spinner = None  # else Faust sets the root logger to DEBUG to spin it (costs CPU)
-    worker.execute_from_commandline()
+    run_faust_worker(build(args))
 
 
 if __name__ == "__main__":
