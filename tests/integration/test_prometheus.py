@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -24,16 +23,6 @@ from test_dashboard import TIMING, deploy_promql, write_incident_traffic
 from worker_proc import ROOT, WorkerProcess, free_port, lens_env, replay
 
 RULES = ROOT / "deploy" / "prometheus" / "rules" / "lensbridge.rules.yml"
-INSTALL_TOOLS = ROOT / "scripts" / "install-tools.sh"
-
-
-def ensure_tool(name: str) -> str:
-    if not shutil.which(name):
-        done = subprocess.run([str(INSTALL_TOOLS)], capture_output=True, text=True, timeout=900)
-        if done.returncode != 0 or not shutil.which(name):
-            pytest.fail(f"{name} missing and scripts/install-tools.sh could not install it:\n"
-                        f"{done.stdout}\n{done.stderr}", pytrace=False)
-    return shutil.which(name)
 
 
 class PrometheusServer:
@@ -102,7 +91,7 @@ def eventually(check, timeout_s: float, what: str, worker: WorkerProcess, interv
 @pytest.fixture(scope="module")
 def stack(kafka_bootstrap, tmp_path_factory):
     """A worker fed the dashboard's incident traffic, scraped every second by a real Prometheus."""
-    prometheus_bin = ensure_tool("prometheus")
+    prometheus_bin = deploy_promql().ensure_tool("prometheus")
     workdir = tmp_path_factory.mktemp("prometheus")
     write_incident_traffic(workdir)
     env = lens_env(kafka_bootstrap, uuid.uuid4().hex[:8], workdir / "data", **TIMING)
@@ -177,7 +166,7 @@ def test_every_dashboard_query_returns_data(stack):
 
 def test_worker_metrics_pass_promtool_check_metrics(stack):
     worker, _ = stack
-    promtool = ensure_tool("promtool")
+    promtool = deploy_promql().ensure_tool("promtool")
     worker.wait_for(lambda: "lensbridge_alert_active{" in worker.metrics(), 45, "incident gauges")
     done = subprocess.run([promtool, "check", "metrics"], input=worker.metrics(), capture_output=True, text=True,
                           timeout=60)

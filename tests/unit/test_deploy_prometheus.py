@@ -6,28 +6,17 @@ scripts/install-tools.sh when it is missing, and fails (never skips) if that can
 """
 from __future__ import annotations
 
-import shutil
 import subprocess
 
 import pytest
 import yaml
 
-from test_deploy_promql import (RULES, ROOT, SYNTHESIZED, exported_metrics, load_rules, metric_names, selectors,
+from test_deploy_promql import (RULES, ROOT, SYNTHESIZED, ensure_tool, exported_metrics, load_rules, metric_names, selectors,
                                 selector_name)
 
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
 RULE_TESTS = RULES.parent / "lensbridge.rules.test.yml"
 INSTALL_TOOLS = ROOT / "scripts" / "install-tools.sh"
-
-
-def ensure_tool(name: str) -> str:
-    """Path of a tool from the `prometheus` Debian package, installing it if needed."""
-    if not shutil.which(name):
-        done = subprocess.run([str(INSTALL_TOOLS)], capture_output=True, text=True, timeout=900)
-        if done.returncode != 0 or not shutil.which(name):
-            pytest.fail(f"{name} is missing and {INSTALL_TOOLS.relative_to(ROOT)} could not install it "
-                        f"(exit {done.returncode}):\n{done.stdout}\n{done.stderr}", pytrace=False)
-    return shutil.which(name)
 
 
 @pytest.fixture(scope="session")

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import promql_parser
+import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
@@ -202,3 +205,14 @@ def test_exported_metrics_cover_both_lenses_with_label_names():
     assert exported["lensbridge_cx_frustration_ratio"] == {"cohort"}
     assert "lensbridge_events_total" in exported and "lensbridge_events" not in exported
     assert exported["lensbridge_ready"] == set()
+
+
+def ensure_tool(name: str) -> str:
+    """Path of a tool from the `prometheus` Debian package, installing it if needed (never skips)."""
+    install = ROOT / "scripts" / "install-tools.sh"
+    if not shutil.which(name):
+        done = subprocess.run([str(install)], capture_output=True, text=True, timeout=900)
+        if done.returncode != 0 or not shutil.which(name):
+            pytest.fail(f"{name} is missing and {install.relative_to(ROOT)} could not install it "
+                        f"(exit {done.returncode}):\n{done.stdout}\n{done.stderr}", pytrace=False)
+    return shutil.which(name)
