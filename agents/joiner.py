@@ -57,6 +57,9 @@ class JoinerRunner:
         self.rolling: dict[str, deque] = {}
         self.guard = OffsetGuard(0)
         self.last_seek: tuple[str, int, float] | None = None
+        # Bumped by forget(): a record whose handling straddles a rebalance stops at its next
+        # await, unacked and with no further writes; whoever owns the joiner then reads it again.
+        self.generation = 0
 
     def _restore(self) -> WindowMerger:
         merger = WindowMerger(self.settings.window_s, self.settings.partitions)
@@ -99,6 +102,7 @@ class JoinerRunner:
             return Correlator(cfg)
 
     def forget(self) -> None:
+        self.generation += 1
         self.merger = None
         self.correlator = None
         self.rolling.clear()
@@ -107,9 +111,12 @@ class JoinerRunner:
 
     async def on_event(self, stream: Any, event: Any) -> None:
         """One summaries record; acked only once its effect is in the table."""
+        generation = self.generation
         if self.merger is None:
             self.merger = self._restore()
             await self._release()  # windows completed before a crash but not yet published
+            if generation != self.generation:
+                return
         message = event.message
         action = self.guard.check(message.offset)
         if action is Action.DUPLICATE:
@@ -121,7 +128,8 @@ class JoinerRunner:
             self.last_seek = (message.topic, message.partition, self.clock())
         elif action is Action.PROCESS:
             await self._on_record(message.value)
-            await stream.ack(event)
+            if generation == self.generation:
+                await stream.ack(event)
 
     async def tick(self) -> None:
         """Repeat a seek that Faust's fetcher may have overwritten with the batch it was draining."""
@@ -144,8 +152,9 @@ class JoinerRunner:
             writes[_partial_key(record)] = raw
         # Written in this order on one changelog partition: if the offset landed, so did the record.
         writes[NEXT_OFFSET] = orjson.dumps(self.guard.next_offset)
+        generation = self.generation
         await self.store.write_and_wait(SUMMARIES_PARTITION, writes)
-        if changed and record.get("type") == "watermark":
+        if changed and record.get("type") == "watermark" and generation == self.generation:
             await self._release()
 
     async def _release(self) -> None:
@@ -174,7 +183,10 @@ class JoinerRunner:
         # the reverse order could lose them. Then, in this order on one changelog partition:
         # correlator and SLO state, the release points, and only last the released partials'
         # deletions, so a crash part-way never leaves a window half deleted but not released.
+        generation = self.generation
         await wait_all(sends)
+        if generation != self.generation:
+            return  # revoked meanwhile: the alerts went out, the next owner re-sends them (same ids)
         state: dict[str, bytes | None] = {
             CORRELATOR: orjson.dumps(self.correlator.to_state(), option=orjson.OPT_SORT_KEYS)}
         if self.burns:

@@ -61,6 +61,8 @@ class LensRunner:
         self.raw: dict[tuple[int, int], bytes] = {}  # (partition, offset) -> bytes, for late dead letters
         self.lock = asyncio.Lock()
         self.stream: Any = None
+        # Bumped by forget(): work begun before a rebalance must not touch state loaded after it.
+        self.generation = 0
 
     # -- state -------------------------------------------------------------------------------
     def state(self, partition: int) -> PartitionState:
@@ -79,6 +81,7 @@ class LensRunner:
     def forget(self) -> None:
         """Drop in-memory state (rebalance): it is reloaded from the table, input is re-read
         from the committed offsets, and unacked buffered input is simply seen again."""
+        self.generation += 1
         self.states.clear()
         self.guards.clear()
         self.pending.clear()
@@ -130,9 +133,11 @@ class LensRunner:
                                        message.key, self.clock())
 
     # -- flush ---------------------------------------------------------------------------------
-    async def flush(self, partition: int) -> None:
+    async def flush(self, partition: int, generation: int | None = None) -> None:
+        """Flush one partition; with `generation`, only if no rebalance happened since."""
         async with self.lock:
-            await self._flush(partition)
+            if generation is None or generation == self.generation:
+                await self._flush(partition)
 
     async def _flush(self, partition: int) -> None:
         now_s = self.clock()
@@ -143,9 +148,14 @@ class LensRunner:
         self._count(outcome)
         for offset, event in outcome.late:
             pending.dead_letters.append(self._late(state, partition, offset, event))
+        generation = self.generation
         await self.store.write_and_wait(partition, state.checkpoint())
+        if generation != self.generation:
+            return  # revoked meanwhile: unacked, so the next owner reads this input again
         await self._emit_closed(state, partition)
         await wait_all(pending.dead_letters)
+        if generation != self.generation:
+            return
         for offset, _ in pending.messages:
             self.raw.pop((partition, offset), None)
         for event in pending.acks:
@@ -192,22 +202,25 @@ class LensRunner:
         `end_offsets`: the log end offset of each assigned input partition, to tell a
         partition that is caught up from one whose backlog is still unread."""
         now_s = self.clock()
-        states = {p: self.state(p) for p in sorted(assigned_partitions)}
-        for partition, guard in self.guards.items():
+        generation = self.generation
+        for partition, guard in list(self.guards.items()):
             # Faust's fetcher can overwrite a seek with the batch it was draining; say it again.
             if guard.seeking and now_s - self.last_seek.get(partition, 0.0) >= 1.0:
                 await self.seek(self.lens.topic, partition, guard.next_offset)
                 self.last_seek[partition] = now_s
-        for partition in states:
+        for partition in sorted(assigned_partitions):
             if partition in self.pending and \
                     now_s - self.last_flush.get(partition, now_s) >= self.settings.flush_interval_s:
-                await self.flush(partition)
+                await self.flush(partition, generation)
+        if generation != self.generation:
+            return  # a rebalance ran during the awaits above: the next tick sees the new assignment
+        states = {p: self.state(p) for p in sorted(assigned_partitions)}
         caught_up = {p for p in states if p not in self.pending and not self.guards[p].seeking
                      and self.guards[p].next_offset >= end_offsets.get(p, 1 << 62)}
         targets = idle_targets({p: s.watermark for p, s in states.items()}, now_s, caught_up)
         for partition, target in targets.items():
-            if states[partition].advance_to(target):
-                await self.flush(partition)
+            if generation == self.generation and states[partition].advance_to(target):
+                await self.flush(partition, generation)
         watermarks = [s.watermark.watermark_s for p, s in self.states.items() if p in assigned_partitions]
         if watermarks and min(watermarks) != float("-inf"):
             self.metrics.watermark_lag.labels(self.lens.name).set(max(0.0, now_s - min(watermarks)))

@@ -1,0 +1,159 @@
+"""LensRunner with fakes for the table, the outbox and the stream (no broker, no Faust).
+
+The broker-backed behaviour (crashes, rebalances) is covered in tests/integration; these
+tests pin down what the runner does when a rebalance lands in the middle of its awaits.
+"""
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+import orjson
+from prometheus_client import CollectorRegistry
+
+from agents.lens import LensRunner
+from app.lenses import sre_lens
+from app.metrics import Metrics
+from app.settings import Settings
+from app.store import TableStore
+
+T0_S = 1_767_225_600
+
+
+def _done() -> asyncio.Future:
+    future = asyncio.get_running_loop().create_future()
+    future.set_result(None)
+    return future
+
+
+class FakeTable:
+    """Faust table surface TableStore uses; `gate`, when set, holds every changelog send."""
+
+    def __init__(self) -> None:
+        self.data: dict[bytes, bytes] = {}
+        self.sent: list[tuple[int, bytes, bytes | None]] = []
+        self.gate: asyncio.Future | None = None
+
+    def send_changelog(self, partition: int, key: bytes, value: bytes | None) -> asyncio.Future:
+        self.sent.append((partition, key, value))
+        return self.gate if self.gate is not None else _done()
+
+
+class FakeOutbox:
+    def __init__(self) -> None:
+        self.summaries: list[tuple[str, dict]] = []
+        self.dead_letters: list = []
+
+    def summary(self, key: str, value: dict) -> asyncio.Future:
+        self.summaries.append((key, value))
+        return _done()
+
+    def dead_letter(self, bad, topic, partition, offset, key, received_at_s) -> asyncio.Future:
+        self.dead_letters.append((bad.reason, partition, offset))
+        return _done()
+
+
+class FakeStream:
+    def __init__(self) -> None:
+        self.acked: list[int] = []
+
+    async def ack(self, event) -> None:
+        self.acked.append(event.message.offset)
+
+
+def _event(partition: int, offset: int, ts_s: float, service: str = "checkout") -> SimpleNamespace:
+    value = orjson.dumps({"ts": ts_s, "service": service, "latency_ms": 12.5, "status": 200})
+    return SimpleNamespace(message=SimpleNamespace(topic="requests", partition=partition, offset=offset,
+                                                   value=value, key=None))
+
+
+def _runner(seek=None, **settings) -> tuple[LensRunner, FakeTable, FakeOutbox]:
+    cfg = Settings.from_env({}).replace(partitions=2, flush_events=1_000_000, **settings)
+    table, outbox = FakeTable(), FakeOutbox()
+    clock = SimpleNamespace(now_s=T0_S + 5.0)
+
+    async def no_seek(topic: str, partition: int, offset: int) -> None:
+        return None
+
+    runner = LensRunner(sre_lens(cfg), cfg, TableStore(table), outbox, Metrics(CollectorRegistry()),
+                        lambda: clock.now_s, seek or no_seek)
+    runner.test_clock = clock
+    return runner, table, outbox
+
+
+def test_flush_acks_only_after_state_is_written() -> None:
+    async def scenario() -> None:
+        runner, table, _ = _runner()
+        stream = FakeStream()
+        await runner.on_event(stream, _event(0, 0, T0_S + 1))
+        table.gate = asyncio.get_running_loop().create_future()
+        flush = asyncio.ensure_future(runner.flush(0))
+        await asyncio.sleep(0)
+        assert stream.acked == [] and table.sent, "state is being written, input not yet acked"
+        table.gate.set_result(None)
+        await flush
+        assert stream.acked == [0]
+
+    asyncio.run(scenario())
+
+
+def test_rebalance_during_a_flush_leaves_its_input_unacked() -> None:
+    async def scenario() -> None:
+        runner, table, outbox = _runner()
+        stream = FakeStream()
+        await runner.on_event(stream, _event(0, 0, T0_S + 1))
+        table.gate = asyncio.get_running_loop().create_future()
+        flush = asyncio.ensure_future(runner.flush(0))
+        await asyncio.sleep(0)
+        runner.forget()  # partitions revoked while the state write is in flight
+        table.gate.set_result(None)
+        await flush
+        assert stream.acked == [], "the next owner must read this input again"
+        assert outbox.summaries == [], "nothing is emitted for a partition no longer ours"
+
+    asyncio.run(scenario())
+
+
+def test_rebalance_during_a_tick_seek_does_not_break_the_tick() -> None:
+    # CI found this: forget() ran while the timer awaited a seek, and the tick then looked up
+    # an offset guard that no longer existed (KeyError), which took the worker down.
+    async def scenario() -> None:
+        holder: dict = {"revoke": False}
+
+        async def seek_and_revoke(topic: str, partition: int, offset: int) -> None:
+            if holder["revoke"]:
+                holder["runner"].forget()
+
+        runner, _, _ = _runner(seek=seek_and_revoke)
+        holder["runner"] = runner
+        stream = FakeStream()
+        await runner.on_event(stream, _event(1, 5, T0_S + 1))  # restored at offset -1: expects 0
+        assert runner.guards[1].seeking
+        holder["revoke"] = True
+        runner.test_clock.now_s += 1.0  # a seek is repeated after 1 s without progress
+        await runner.tick({0, 1}, {0: 0, 1: 6})
+        assert runner.states == {} and runner.guards == {}, "no state reloaded by the stale tick"
+        await runner.tick({0, 1}, {0: 0, 1: 6})  # the next tick works on the new assignment
+        assert set(runner.states) == {0, 1}
+        assert runner.guards[1].next_offset == 0  # reloaded from the table, not the stale guard
+
+    asyncio.run(scenario())
+
+
+def test_rebalance_during_a_timed_flush_skips_the_idle_advance() -> None:
+    async def scenario() -> None:
+        runner, table, _ = _runner(flush_interval_s=0.5)
+        stream = FakeStream()
+        await runner.on_event(stream, _event(0, 0, T0_S + 1))
+        runner.test_clock.now_s += 1.0
+        table.gate = asyncio.get_running_loop().create_future()
+        tick = asyncio.ensure_future(runner.tick({0, 1}, {0: 1, 1: 0}))
+        await asyncio.sleep(0)
+        runner.forget()
+        writes_before = len(table.sent)
+        table.gate.set_result(None)
+        await tick
+        assert stream.acked == []
+        assert len(table.sent) == writes_before, "no writes after the revocation"
+
+    asyncio.run(scenario())
