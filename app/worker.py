@@ -47,5 +47,9 @@ def run_worker(settings: Settings) -> int:
         log.info("created topics: %s", ", ".join(created))
     app = build_app(settings, metrics, slos=slos)
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
+    # At log levels above info Faust installs a terminal spinner and sets the root logger to
+    # DEBUG to spin it on every record: every logger.debug in Faust and aiokafka then builds a
+    # record (15-25 % more CPU per event, docs/BENCH.md). A service has no terminal to spin.
+    worker.spinner = None
     worker.execute_from_commandline()
     return 0
