@@ -25,46 +25,23 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from app.core.digest import (DEFAULT_COMPRESSION, TDigest, digest_from_wire,
-                             digest_to_wire, merge_wire, new_digest, quantile_key)
+from app.core.digest import (DEFAULT_COMPRESSION, StoredDigest, digest_to_wire, merge_wire,
+                             quantile_key)
 from app.core.digest import quantiles as digest_quantiles
 from app.core.events import FRUSTRATION_TYPES, RumEvent
 
 LENS = "cx"
 SCHEMA_VERSION = 1  # of the partial (schemas/cx-partial.schema.json)
-STATE_VERSION = 1  # of the durable table value (`to_state`)
+STATE_VERSION = 2  # of the durable table value (`to_state`): 2 = binary digests, 1 = wire dicts
+_READABLE_STATE_VERSIONS = (1, 2)
 _FRUSTRATION = frozenset(FRUSTRATION_TYPES)
-
-
-class _CachedDigest:
-    """A digest whose wire dict is cached until the next update (byte-stable re-emission)."""
-
-    __slots__ = ("_digest", "_wire")
-
-    def __init__(self, compression: int, wire: dict[str, Any] | None = None) -> None:
-        self._wire = wire
-        self._digest: TDigest | None = None if wire is not None else new_digest(compression)
-
-    def load(self) -> None:
-        """Parse a restored wire dict (lazily: most restored digests are emitted unfolded)."""
-        if self._digest is None:
-            self._digest = digest_from_wire(self._wire)
-
-    def add(self, values: list[float]) -> None:
-        self.load()
-        self._digest.batch_update(values)
-        self._wire = None
-
-    def wire(self) -> dict[str, Any]:
-        if self._wire is None:
-            self._wire = digest_to_wire(self._digest)
-        return self._wire
 
 
 class CxAccumulator:
     """Sessions, frustration, abandonment, TTI and web vitals of one (window, cohort, partition).
 
-    Treat dicts returned by `to_state`/`to_partial` as read-only (they share cached digests).
+    An accumulator restored with `from_state` re-emits a byte-identical partial (digests are
+    stored in their exact binary form, see `StoredDigest`).
     """
 
     __slots__ = ("window_start_s", "compression", "sessions", "page_views",
@@ -80,8 +57,8 @@ class CxAccumulator:
         self.frustration_events: Counter[str] = Counter()
         self.views: dict[str, list[float | None]] = {}  # view -> [first complete, first abandon]
         self.view_services: set[tuple[str, str]] = set()  # (view, service)
-        self._tti = _CachedDigest(compression)
-        self._vitals: dict[str, _CachedDigest] = {}
+        self._tti = StoredDigest(compression)
+        self._vitals: dict[str, StoredDigest] = {}
 
     def fold(self, events: Sequence[RumEvent]) -> None:
         """Fold one batch, one digest update per digest. All or nothing: on ValueError (an
@@ -95,9 +72,9 @@ class CxAccumulator:
             elif ev.type == "web_vital":
                 vitals.setdefault(ev.name, []).append(ev.value)
         if tti:
-            self._tti.load()  # a corrupt restored digest raises here, before any change
+            self._tti.live()  # a corrupt restored digest raises here, before any change
         for name in vitals.keys() & self._vitals.keys():
-            self._vitals[name].load()
+            self._vitals[name].live()
         for ev in events:  # validated and loaded: from here on nothing raises
             self._fold_counts(ev)
         if tti:
@@ -105,7 +82,7 @@ class CxAccumulator:
         for name, values in vitals.items():
             digest = self._vitals.get(name)
             if digest is None:
-                digest = self._vitals[name] = _CachedDigest(self.compression)
+                digest = self._vitals[name] = StoredDigest(self.compression)
             digest.add(values)
 
     def _fold_counts(self, ev: RumEvent) -> None:
@@ -152,14 +129,14 @@ class CxAccumulator:
             "frustration_events": dict(sorted(self.frustration_events.items())),
             "views": [[v, c, a] for v, (c, a) in sorted(self.views.items())],
             "view_services": [list(p) for p in sorted(self.view_services)],
-            "tti_ms_digest": self._tti.wire(),
-            "web_vitals": self._vital_wires(),
+            "tti_ms_digest": self._tti.to_state(),
+            "web_vitals": {name: self._vitals[name].to_state() for name in sorted(self._vitals)},
         }
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> "CxAccumulator":
         try:
-            if state["state_version"] != STATE_VERSION:
+            if state["state_version"] not in _READABLE_STATE_VERSIONS:
                 raise ValueError(f"unknown CX state version {state['state_version']!r}")
             acc = cls(state["window_start"], state["compression"])
             acc.sessions = set(state["sessions"])
@@ -168,9 +145,9 @@ class CxAccumulator:
             acc.frustration_events = Counter(state["frustration_events"])
             acc.views = {v: [c, a] for v, c, a in state["views"]}
             acc.view_services = {(v, s) for v, s in state["view_services"]}
-            acc._tti = _CachedDigest(acc.compression, state["tti_ms_digest"])
-            acc._vitals = {name: _CachedDigest(acc.compression, wire)
-                           for name, wire in state["web_vitals"].items()}
+            acc._tti = StoredDigest.restore(state["tti_ms_digest"])
+            acc._vitals = {name: StoredDigest.restore(stored)
+                           for name, stored in state["web_vitals"].items()}
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"malformed CX accumulator state: {exc!r}") from exc
         return acc

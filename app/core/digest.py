@@ -11,6 +11,8 @@ no Rust. Two wrinkles this module hides:
   which the byte-stable state round trip relies on.
 - `fastdigest` answers an empty digest's quantile with ValueError; we answer None.
 """
+import base64
+import binascii
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -20,6 +22,7 @@ DEFAULT_COMPRESSION = 200  # p50/p95/p99 within ~0.4% on 100k lognormal values (
 
 __all__ = [
     "DEFAULT_COMPRESSION",
+    "StoredDigest",
     "TDigest",
     "digest_from_wire",
     "digest_to_wire",
@@ -71,6 +74,60 @@ def merge_wire(
     for wire in digests:
         merged.merge_inplace(digest_from_wire(wire))
     return merged
+
+
+class StoredDigest:
+    """A digest inside durable state: live while folded, its binary form while only stored.
+
+    The table keeps `fastdigest`'s binary form (base64 in the JSON value): 1.6-8 KB and ~4 us
+    per write at 100-500 centroids, where the wire dict costs 3.5-17 KB and ~45-200 us. The dict
+    is made only for partials, which leave the lens. A restored digest is parsed lazily (most
+    are emitted without another fold) and nothing is cached after a write: memory per slot is
+    the live digest only. `from_bytes(to_bytes(d))` has the same centroids bit for bit, so a
+    partial re-emitted after a restart is byte-identical.
+    """
+
+    __slots__ = ("_digest", "_stored")
+
+    def __init__(self, compression: int = DEFAULT_COMPRESSION, stored: Any = None) -> None:
+        self._stored = stored  # base64 str (state v2) or wire dict (state v1), until parsed
+        self._digest: TDigest | None = None if stored is not None else new_digest(compression)
+
+    @classmethod
+    def restore(cls, stored: Any) -> "StoredDigest":
+        """From a table value's digest field: base64 (state v2) or wire dict (v1)."""
+        if not isinstance(stored, (str, Mapping)):
+            raise ValueError(f"stored digest must be base64 text or an object, got {type(stored).__name__}")
+        return cls(stored=stored)
+
+    def live(self) -> TDigest:
+        """The digest itself (parsed on first use); a corrupt stored form raises ValueError."""
+        if self._digest is None:
+            self._digest = _parse_stored(self._stored)
+            self._stored = None
+        return self._digest
+
+    def add(self, values: list[float]) -> None:
+        self.live().batch_update(values)
+
+    def wire(self) -> dict[str, Any]:
+        """The `tdigest` dict form, for partials."""
+        return digest_to_wire(self.live())
+
+    def to_state(self) -> Any:
+        """The base64 binary form for the table (a stored, unparsed form is passed through)."""
+        if self._digest is None:
+            return self._stored
+        return base64.b64encode(self.live().to_bytes()).decode("ascii")
+
+
+def _parse_stored(stored: Any) -> TDigest:
+    if isinstance(stored, str):
+        try:
+            return TDigest.from_bytes(base64.b64decode(stored, validate=True))
+        except (binascii.Error, ValueError) as exc:
+            raise ValueError(f"malformed stored digest: {exc}") from exc
+    return digest_from_wire(stored)  # state written before binary digests (v1)
 
 
 def quantile_key(q: float) -> str:

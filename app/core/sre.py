@@ -11,18 +11,17 @@ from typing import Any
 
 from app.core.digest import (
     DEFAULT_COMPRESSION,
-    TDigest,
-    digest_from_wire,
+    StoredDigest,
     digest_to_wire,
     merge_wire,
-    new_digest,
 )
 from app.core.digest import quantiles as digest_quantiles
 from app.core.events import RequestEvent
 
 LENS = "sre"
 SCHEMA_VERSION = 1  # of the partial (schemas/sre-partial.schema.json)
-STATE_VERSION = 1  # of the durable table value (`to_state`)
+STATE_VERSION = 2  # of the durable table value (`to_state`): 2 = binary digest, 1 = wire dict
+_READABLE_STATE_VERSIONS = (1, 2)
 DEFAULT_SLICE_S = 10
 DEFAULT_SLICE_ERROR_RATIO = 0.05
 DEFAULT_QUANTILES = (0.5, 0.95, 0.99)
@@ -70,13 +69,12 @@ def _error_test(rule: ErrorRule) -> Callable[[int], bool]:
 class SreAccumulator:
     """Requests, errors, latency digest and per-slice counts of one (window, service, partition).
 
-    The wire dict of the digest is cached: an accumulator restored with `from_state` and
-    not folded since re-emits exactly the stored dict, so a partial re-sent after a crash
-    is byte-identical. Treat dicts returned by `to_state`/`to_partial` as read-only.
+    An accumulator restored with `from_state` re-emits a byte-identical partial (the digest
+    is stored in its exact binary form, see `StoredDigest`).
     """
 
     __slots__ = ("window_start_s", "availability_slice_s", "requests", "errors",
-                 "slices", "_digest", "_wire")
+                 "slices", "_digest")
 
     def __init__(
         self,
@@ -91,8 +89,7 @@ class SreAccumulator:
         self.requests = 0
         self.errors = 0
         self.slices: dict[int, list[int]] = {}  # slice_start_s -> [requests, errors]
-        self._digest: TDigest | None = new_digest(compression)
-        self._wire: dict[str, Any] | None = None
+        self._digest = StoredDigest(compression)
 
     def fold(self, events: Sequence[RequestEvent], is_error: ErrorRule = is_server_error) -> None:
         """Fold one batch. All or nothing: on ValueError (an event before the window start,
@@ -118,8 +115,7 @@ class SreAccumulator:
         if min(batch_slices) < start:
             raise ValueError(f"event before window start {start} folded into its accumulator")
         # One Rust call per batch; it checks finiteness before touching the digest.
-        self._live_digest().batch_update(latencies)
-        self._wire = None
+        self._digest.add(latencies)
         self.requests += len(latencies)
         self.errors += batch_errors
         for key, (n, e) in batch_slices.items():
@@ -128,16 +124,8 @@ class SreAccumulator:
             counts[1] += e
 
     def digest_wire(self) -> dict[str, Any]:
-        """The latency digest in wire form (cached until the next fold)."""
-        if self._wire is None:
-            self._wire = digest_to_wire(self._live_digest())
-        return self._wire
-
-    def _live_digest(self) -> TDigest:
-        # Restored accumulators load the digest lazily: most are emitted without a fold.
-        if self._digest is None:
-            self._digest = digest_from_wire(self._wire)
-        return self._digest
+        """The latency digest in wire form (the `tdigest` dict)."""
+        return self._digest.wire()
 
     def to_state(self) -> dict[str, Any]:
         """JSON-able value for the durable table; `from_state(s).to_state() == s`."""
@@ -148,22 +136,21 @@ class SreAccumulator:
             "requests": self.requests,
             "errors": self.errors,
             "slices": [[s, n, e] for s, (n, e) in sorted(self.slices.items())],
-            "latency_ms_digest": self.digest_wire(),
+            "latency_ms_digest": self._digest.to_state(),
         }
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> "SreAccumulator":
         try:
-            if state["state_version"] != STATE_VERSION:
+            if state["state_version"] not in _READABLE_STATE_VERSIONS:
                 raise ValueError(f"unknown SRE state version {state['state_version']!r}")
             acc = cls(state["window_start"], state["availability_slice_s"])
             acc.requests = state["requests"]
             acc.errors = state["errors"]
             acc.slices = {s: [n, e] for s, n, e in state["slices"]}
-            acc._wire = state["latency_ms_digest"]
+            acc._digest = StoredDigest.restore(state["latency_ms_digest"])
         except (KeyError, TypeError) as exc:
             raise ValueError(f"malformed SRE accumulator state: {exc!r}") from exc
-        acc._digest = None
         return acc
 
     def to_partial(self, service: str, partition: int, window_s: int) -> dict[str, Any]:

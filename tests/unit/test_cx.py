@@ -368,3 +368,15 @@ def test_rolling_view_rejects_mixed_cohorts_and_duplicates():
         rolling_cx([m, m])
     with pytest.raises(ValueError):
         rolling_cx([])
+
+
+def test_state_written_before_binary_digests_still_restores():
+    # Version 1 table values carry the digests as wire dicts; an upgraded worker reads them.
+    acc = folded(busy_window())
+    state = acc.to_state()
+    partial = acc.to_partial("web", 0, 60)
+    v1 = state | {"state_version": 1, "tti_ms_digest": partial["tti_ms_digest"],
+                  "web_vitals": partial["web_vitals"]}
+    restored = CxAccumulator.from_state(orjson.loads(orjson.dumps(v1)))
+    assert orjson.dumps(restored.to_partial("web", 0, 60)) == orjson.dumps(partial)
+    assert isinstance(state["tti_ms_digest"], str)  # version 2 stores the binary form
