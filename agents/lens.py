@@ -1,11 +1,11 @@
 """The lens agent: input topic -> partition state -> partials on the summaries topic.
 
 Moves data only. Per input partition it buffers decoded messages and, every
-`flush_events` events or `flush_interval_s`, runs one flush:
+`flush_events` events or `flush_interval_s`, runs one flush: fold, checkpoint and
+pick the closed windows at once, then, in a completion task while the agent reads on:
 
-  fold -> persist state (awaited) -> emit closed windows' partials and the
-  watermark record (awaited) -> tombstone closed windows -> await dead letters
-  -> ack the input.
+  state durable -> closed windows' partials and the watermark record sent ->
+  closed windows tombstoned -> dead letters durable -> input acked.
 
 Input is acked only after everything it caused is durable, so Faust never
 commits past an event whose effect could still be lost (at-least-once), and the
@@ -60,6 +60,7 @@ class LensRunner:
         self.announced: dict[int, float] = {}  # partition -> watermark window last announced
         self.raw: dict[tuple[int, int], bytes] = {}  # (partition, offset) -> bytes, for late dead letters
         self.lock = asyncio.Lock()
+        self.inflight: dict[int, asyncio.Future] = {}  # partition -> its last flush's completion
         self.stream: Any = None
         # Bumped by forget(): work begun before a rebalance must not touch state loaded after it.
         self.generation = 0
@@ -82,6 +83,7 @@ class LensRunner:
         """Drop in-memory state (rebalance): it is reloaded from the table, input is re-read
         from the committed offsets, and unacked buffered input is simply seen again."""
         self.generation += 1
+        self.inflight.clear()  # their tasks see the new generation and stop, unacked
         self.states.clear()
         self.guards.clear()
         self.pending.clear()
@@ -140,6 +142,11 @@ class LensRunner:
                 await self._flush(partition)
 
     async def _flush(self, partition: int) -> None:
+        """Fold and decide everything now; the awaits run in a completion task per flush.
+
+        The agent reads on while a flush's writes travel (at most two flushes of a partition
+        in flight: this one and the previous, which is awaited here). The completion tasks of
+        a partition run in order and each acks only after its own effects are durable."""
         now_s = self.clock()
         state = self.state(partition)
         pending = self.pending.pop(partition, None) or _Pending()
@@ -148,33 +155,61 @@ class LensRunner:
         self._count(outcome)
         for offset, event in outcome.late:
             pending.dead_letters.append(self._late(state, partition, offset, event))
-        generation = self.generation
-        await self.store.write_and_wait(partition, state.checkpoint())
-        if generation != self.generation:
-            return  # revoked meanwhile: unacked, so the next owner reads this input again
-        await self._emit_closed(state, partition)
-        await wait_all(pending.dead_letters)
-        if generation != self.generation:
-            return
         for offset, _ in pending.messages:
             self.raw.pop((partition, offset), None)
-        for event in pending.acks:
-            await self.stream.ack(event)
-
-    async def _emit_closed(self, state: PartitionState, partition: int) -> None:
-        partials = state.closed_partials()
-        sends = [self.outbox.summary(key, partial) for key, partial in partials]
-        wm_window = window_start(state.watermark.watermark_s, self.spec.window_s) \
-            if state.watermark.watermark_s != float("-inf") else None
-        if partials or (wm_window is not None and self.announced.get(partition) != wm_window):
-            key, record = state.watermark_record(self.settings.partitions)
-            sends.append(self.outbox.summary(key, record))
-            self.announced[partition] = wm_window
-        await wait_all(sends)
+        state_writes = self.store.write(partition, state.checkpoint())
+        records = self._closed_records(state, partition)
         tombstones = state.drop_closed()
         if tombstones:
             self.metrics.windows_closed.labels(self.lens.name).inc(len({k.split("|")[2] for k in tombstones}))
+        previous = self.inflight.get(partition)
+        self.inflight[partition] = asyncio.ensure_future(self._complete(
+            partition, self.generation, previous, state_writes, records, tombstones, pending))
+        if previous is not None:
+            await previous
+
+    async def _complete(self, partition: int, generation: int, previous: asyncio.Future | None,
+                        state_writes: list[asyncio.Future], records: list[tuple[str, dict]],
+                        tombstones: list[str], pending: _Pending) -> None:
+        """State durable -> partials and watermark sent -> closed windows tombstoned -> dead
+        letters durable -> input acked. A crash or rebalance at any step leaves the input
+        unacked, and the state's offsets make its re-reading skip what was already folded."""
+        if previous is not None:
+            await previous
+        await wait_all(state_writes)
+        if generation != self.generation:
+            return  # revoked meanwhile: unacked, so the next owner reads this input again
+        await wait_all([self.outbox.summary(key, record) for key, record in records])
+        if generation != self.generation:
+            return  # the closed windows stay in the table: the next owner emits them again
+        if tombstones:
             await self.store.write_and_wait(partition, dict.fromkeys(tombstones))
+        await wait_all(pending.dead_letters)
+        if generation != self.generation:
+            return
+        for event in pending.acks:
+            await self.stream.ack(event)
+
+    def _closed_records(self, state: PartitionState, partition: int) -> list[tuple[str, dict]]:
+        """Partials of the windows the watermark closed, and the watermark record when it moved."""
+        records = state.closed_partials()
+        wm_window = window_start(state.watermark.watermark_s, self.spec.window_s) \
+            if state.watermark.watermark_s != float("-inf") else None
+        if records or (wm_window is not None and self.announced.get(partition) != wm_window):
+            records.append(state.watermark_record(self.settings.partitions))
+            self.announced[partition] = wm_window
+        return records
+
+    async def drain(self) -> None:
+        """Flush every buffered partition and wait until all of it is durable and acked."""
+        for partition in list(self.pending):
+            await self.flush(partition)
+        await self.settle()
+
+    async def settle(self) -> None:
+        """Wait for the flushes in flight; a failed one raises here."""
+        for task in list(self.inflight.values()):
+            await task
 
     def _late(self, state: PartitionState, partition: int, offset: int, event: Any) -> asyncio.Future:
         start = window_start(event.ts_s, self.spec.window_s)
@@ -201,6 +236,9 @@ class LensRunner:
 
         `end_offsets`: the log end offset of each assigned input partition, to tell a
         partition that is caught up from one whose backlog is still unread."""
+        for task in list(self.inflight.values()):
+            if task.done():
+                task.result()  # a failed flush completion raises here, and the timer exits
         now_s = self.clock()
         generation = self.generation
         for partition, guard in list(self.guards.items()):

@@ -180,8 +180,11 @@ def _lifecycle(app: faust.App, runners: list[LensRunner], joiner: JoinerRunner, 
         # the next owner starts exactly where this worker stopped.
         metrics.ready.set(0)
         for runner in runners:
-            for partition in list(runner.pending):
-                try:
-                    await runner.flush(partition)
-                except Exception:  # nothing is acked then: the next owner reads it again
-                    log.warning("%s: flush on shutdown failed", runner.lens.name, exc_info=True)
+            try:
+                await runner.drain()
+            except Exception:  # nothing is acked then: the next owner reads it again
+                log.warning("%s: flush on shutdown failed", runner.lens.name, exc_info=True)
+        try:
+            await joiner.ack_durable()
+        except Exception:
+            log.warning("joiner: settling acks on shutdown failed", exc_info=True)

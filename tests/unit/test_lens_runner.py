@@ -87,11 +87,11 @@ def test_flush_acks_only_after_state_is_written() -> None:
         stream = FakeStream()
         await runner.on_event(stream, _event(0, 0, T0_S + 1))
         table.gate = asyncio.get_running_loop().create_future()
-        flush = asyncio.ensure_future(runner.flush(0))
+        await runner.flush(0)  # folds and returns; the writes are in flight
         await asyncio.sleep(0)
         assert stream.acked == [] and table.sent, "state is being written, input not yet acked"
         table.gate.set_result(None)
-        await flush
+        await runner.settle()
         assert stream.acked == [0]
 
     asyncio.run(scenario())
@@ -103,11 +103,11 @@ def test_rebalance_during_a_flush_leaves_its_input_unacked() -> None:
         stream = FakeStream()
         await runner.on_event(stream, _event(0, 0, T0_S + 1))
         table.gate = asyncio.get_running_loop().create_future()
-        flush = asyncio.ensure_future(runner.flush(0))
-        await asyncio.sleep(0)
+        await runner.flush(0)
+        completion = runner.inflight[0]
         runner.forget()  # partitions revoked while the state write is in flight
         table.gate.set_result(None)
-        await flush
+        await completion
         assert stream.acked == [], "the next owner must read this input again"
         assert outbox.summaries == [], "nothing is emitted for a partition no longer ours"
 
@@ -140,20 +140,84 @@ def test_rebalance_during_a_tick_seek_does_not_break_the_tick() -> None:
     asyncio.run(scenario())
 
 
-def test_rebalance_during_a_timed_flush_skips_the_idle_advance() -> None:
+def test_rebalance_during_a_timed_flush_stops_its_completion() -> None:
     async def scenario() -> None:
         runner, table, _ = _runner(flush_interval_s=0.5)
         stream = FakeStream()
         await runner.on_event(stream, _event(0, 0, T0_S + 1))
         runner.test_clock.now_s += 1.0
         table.gate = asyncio.get_running_loop().create_future()
-        tick = asyncio.ensure_future(runner.tick({0, 1}, {0: 1, 1: 0}))
-        await asyncio.sleep(0)
+        await runner.tick({0, 1}, {0: 1, 1: 0})  # the timed flush's writes are in flight
+        completion = runner.inflight[0]
         runner.forget()
         writes_before = len(table.sent)
         table.gate.set_result(None)
-        await tick
+        await completion
         assert stream.acked == []
         assert len(table.sent) == writes_before, "no writes after the revocation"
+
+    asyncio.run(scenario())
+
+
+def test_closed_window_is_sent_after_its_state_and_tombstoned_after_its_partial() -> None:
+    async def scenario() -> None:
+        runner, table, outbox = _runner()
+        stream = FakeStream()
+        await runner.on_event(stream, _event(0, 0, T0_S + 1))
+        await runner.flush(0)
+        table.gate = asyncio.get_running_loop().create_future()
+        await runner.on_event(stream, _event(0, 1, T0_S + 200))  # moves the watermark past W0
+        await runner.flush(0)
+        await asyncio.sleep(0)
+        assert [k for k, _ in outbox.summaries if "|_watermark|" not in k] == [], \
+            "no partial before the state that produced it is durable"
+        assert stream.acked == [0], "the first flush completed on its own"
+        table.gate.set_result(None)
+        table.gate = None
+        await runner.settle()
+        partials = [v for k, v in outbox.summaries if "|_watermark|" not in k]
+        assert [(p["subject"], p["window_start"], p["requests"]) for p in partials] == [("checkout", T0_S, 1)]
+        tombstones = [key for _, key, value in table.sent if value is None]
+        assert len(tombstones) == 1 and tombstones[0].decode().endswith(f"|{T0_S}|checkout")
+        assert stream.acked == [0, 1]
+
+    asyncio.run(scenario())
+
+
+def test_at_most_two_flushes_of_a_partition_are_in_flight() -> None:
+    async def scenario() -> None:
+        runner, table, _ = _runner()
+        stream = FakeStream()
+        table.gate = asyncio.get_running_loop().create_future()
+        await runner.on_event(stream, _event(0, 0, T0_S + 1))
+        await runner.flush(0)  # first flush: in flight, the agent goes on
+        await runner.on_event(stream, _event(0, 1, T0_S + 2))
+        second = asyncio.ensure_future(runner.flush(0))  # waits for the first one
+        await asyncio.sleep(0.01)
+        assert not second.done()
+        table.gate.set_result(None)
+        await second
+        await runner.settle()
+        assert stream.acked == [0, 1]
+
+    asyncio.run(scenario())
+
+
+def test_a_failed_write_surfaces_in_the_next_tick() -> None:
+    async def scenario() -> None:
+        runner, table, _ = _runner()
+        stream = FakeStream()
+        table.gate = asyncio.get_running_loop().create_future()
+        await runner.on_event(stream, _event(0, 0, T0_S + 1))
+        await runner.flush(0)
+        table.gate.set_exception(RuntimeError("broker said no"))
+        await asyncio.sleep(0.01)
+        try:
+            await runner.tick({0}, {0: 1})
+        except RuntimeError as exc:
+            assert "broker said no" in str(exc)
+        else:
+            raise AssertionError("a failed flush must not pass silently")
+        assert stream.acked == []
 
     asyncio.run(scenario())
