@@ -3,10 +3,14 @@
 The summaries topic has one partition, so one joiner sees every partial. Its
 state (pending partials, watermarks per lens and partition) lives in a table
 written before the record is acked; merged windows are published under a
-stable key, so a re-send after a crash replaces itself downstream.
+stable key, so a re-send after a crash replaces itself downstream. Table writes
+are not awaited one record at a time: up to `MAX_UNACKED_RECORDS` records wait,
+in order, for their writes to land before they are acked (one changelog partition
+keeps them in order, and each write carries the next offset to read).
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import deque
 from typing import Any, Callable
@@ -32,6 +36,7 @@ NEXT_OFFSET = "next"  # table key: the next summaries offset the joiner needs
 CORRELATOR = "corr"  # table key: the correlator's state (baselines, open incidents)
 BURNS = "slo"  # table key: SLO burn state and burn alerts waiting for their CX check
 TTI_QUANTILES = (0.5, 0.75, 0.95)
+MAX_UNACKED_RECORDS = 256  # records whose table writes may be in flight at once
 
 
 def detection_config(settings: Settings) -> DetectionConfig:
@@ -60,6 +65,9 @@ class JoinerRunner:
         # Bumped by forget(): a record whose handling straddles a rebalance stops at its next
         # await, unacked and with no further writes; whoever owns the joiner then reads it again.
         self.generation = 0
+        self.unacked: deque[tuple[list, Any]] = deque()  # (table write futures, event), in order
+        self.stream: Any = None
+        self.ack_lock = asyncio.Lock()
 
     def _restore(self) -> WindowMerger:
         merger = WindowMerger(self.settings.window_s, self.settings.partitions)
@@ -103,6 +111,7 @@ class JoinerRunner:
 
     def forget(self) -> None:
         self.generation += 1
+        self.unacked.clear()  # never acked: whoever owns the joiner next reads them again
         self.merger = None
         self.correlator = None
         self.rolling.clear()
@@ -127,18 +136,36 @@ class JoinerRunner:
             await self.seek(message.topic, message.partition, self.guard.next_offset)
             self.last_seek = (message.topic, message.partition, self.clock())
         elif action is Action.PROCESS:
-            await self._on_record(message.value)
+            writes = await self._on_record(message.value)
             if generation == self.generation:
-                await stream.ack(event)
+                self.stream = stream
+                self.unacked.append((writes, event))
+                await self.ack_durable(MAX_UNACKED_RECORDS)
+
+    async def ack_durable(self, keep: int = 0) -> None:
+        """Ack records in order once their writes landed; wait for the oldest while more than
+        `keep` are waiting (`keep=0`: settle everything)."""
+        async with self.ack_lock:  # the agent and the timer both ack: one at a time, in order
+            generation = self.generation
+            while self.unacked and (len(self.unacked) > keep or all(f.done() for f in self.unacked[0][0])):
+                writes, event = self.unacked[0]
+                await wait_all(writes)
+                if generation != self.generation:
+                    return
+                self.unacked.popleft()
+                await self.stream.ack(event)
 
     async def tick(self) -> None:
-        """Repeat a seek that Faust's fetcher may have overwritten with the batch it was draining."""
+        """Ack what became durable, and repeat a seek that Faust's fetcher may have overwritten
+        with the batch it was draining."""
+        await self.ack_durable()
         if self.last_seek and self.guard.seeking and self.clock() - self.last_seek[2] >= 1.0:
             topic, partition, _ = self.last_seek
             await self.seek(topic, partition, self.guard.next_offset)
             self.last_seek = (topic, partition, self.clock())
 
-    async def _on_record(self, raw: bytes) -> None:
+    async def _on_record(self, raw: bytes) -> list:
+        """Apply one record; returns its table writes in flight (awaited before its ack)."""
         writes: dict[str, bytes | None] = {}
         try:
             record = orjson.loads(raw)
@@ -152,10 +179,10 @@ class JoinerRunner:
             writes[_partial_key(record)] = raw
         # Written in this order on one changelog partition: if the offset landed, so did the record.
         writes[NEXT_OFFSET] = orjson.dumps(self.guard.next_offset)
-        generation = self.generation
-        await self.store.write_and_wait(SUMMARIES_PARTITION, writes)
-        if changed and record.get("type") == "watermark" and generation == self.generation:
+        futures = self.store.write(SUMMARIES_PARTITION, writes)
+        if changed and record.get("type") == "watermark":
             await self._release()
+        return futures
 
     async def _release(self) -> None:
         released = self.merger.release()
