@@ -91,8 +91,7 @@ class PartitionState:
                 out.skipped += len(events)
                 continue
             seen_any = True
-            for event in events:
-                self._route(offset, event, pending, pending_offset, out)
+            self._route(offset, events, pending, pending_offset, out)
             self.offset = offset
         for key, events in pending.items():
             slot = self._slots.get(key)
@@ -107,33 +106,50 @@ class PartitionState:
             self._meta_dirty = True
         return out
 
-    def _route(self, offset: int, event: Any, pending: dict, pending_offset: dict, out: FoldOutcome) -> None:
-        ts_s = event.ts_s
-        if self.watermark.is_late(ts_s):
-            out.late.append((offset, event))
-            return
-        start = window_start(ts_s, self.spec.window_s)
-        if start not in self._subjects:
-            still_open = {s for s in self._subjects if not self.watermark.is_closed(s)}
-            for old in windows_to_force(still_open, start, self.spec.max_open_windows):
-                self.watermark.force_to(old + self.spec.window_s)
-                out.forced_windows += 1
-            self._subjects[start] = set()
-        subject = self.lens.subject_of(event)
-        subjects = self._subjects[start]
-        if subject not in subjects:
-            if len(subjects) >= self.max_subjects:
-                subject = OVERFLOW_SUBJECT
-                out.overflow += 1
-            subjects.add(subject)
-        key = (start, subject)
-        slot = self._slots.get(key)
-        if slot is not None and offset <= slot.offset:
-            out.skipped += 1  # folded into this window before a crash
-        else:
-            pending.setdefault(key, []).append(event)
+    def _route(self, offset: int, events: Sequence[Any], pending: dict, pending_offset: dict,
+               out: FoldOutcome) -> None:
+        """Sort one message's events into per-(window, subject) lists, in order.
+
+        The hot loop of the lens (every event passes here): the watermark and window maths
+        are inlined, with the same rules as `PartitionWatermark.is_late`/`observe`."""
+        wm, window_s = self.watermark, self.spec.window_s
+        subject_of, open_subjects, slots = self.lens.subject_of, self._subjects, self._slots
+        for event in events:
+            ts_s = event[0]  # ts_s: first field of every event tuple
+            start = int(ts_s // window_s) * window_s
+            if start + window_s <= wm.watermark_s:
+                out.late.append((offset, event))
+                continue
+            subjects = open_subjects.get(start)
+            if subjects is None:
+                subjects = self._open_window(start, out)
+            subject = subject_of(event)
+            if subject not in subjects:
+                if len(subjects) >= self.max_subjects:
+                    subject = OVERFLOW_SUBJECT
+                    out.overflow += 1
+                subjects.add(subject)
+            key = (start, subject)
+            batch = pending.get(key)
+            if batch is None:
+                slot = slots.get(key)
+                if slot is not None and offset <= slot.offset:
+                    out.skipped += 1  # folded into this window before a crash
+                    wm.observe(ts_s)
+                    continue
+                batch = pending[key] = []
+            batch.append(event)
             pending_offset[key] = offset
-        self.watermark.observe(ts_s)
+            if wm.max_ts_s is None or ts_s > wm.max_ts_s:
+                wm.observe(ts_s)
+
+    def _open_window(self, start: int, out: FoldOutcome) -> set[str]:
+        still_open = {s for s in self._subjects if not self.watermark.is_closed(s)}
+        for old in windows_to_force(still_open, start, self.spec.max_open_windows):
+            self.watermark.force_to(old + self.spec.window_s)
+            out.forced_windows += 1
+        subjects = self._subjects[start] = set()
+        return subjects
 
     def advance_to(self, watermark_s: float) -> bool:
         """Idle advance (see `windows.idle_targets`); True if the watermark moved."""
