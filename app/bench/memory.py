@@ -8,8 +8,8 @@ process, and reports per open window-subject:
 - `rss`: resident memory grown by building the state (Python objects + the Rust digests);
 - `python`: tracemalloc's count of Python allocations (Rust digests are invisible to it),
   measured in a second fresh process because tracing itself takes memory;
-- both after folding and again after `checkpoint()`, which caches each digest's wire dict
-  (the JSON-able form written to the changelog) on the accumulator.
+- both after folding and again after `checkpoint()` (which, since the state keeps digests in
+  binary form, caches nothing: the two should agree).
 
 Events are folded in batches of 10k through `PartitionState.fold`, as the lens agent does.
 """
