@@ -79,6 +79,7 @@ def _cx_events(cohorts: int, windows: int, sessions: int, rng: random.Random):
 
 
 def _build(lens_name: str, subjects: int, windows: int, per_slot: int, measure) -> dict:
+    from app.core.digest import digest_from_any
     from app.core.partition import PartitionState
     from app.core.windows import PartitionWatermark
     from app.lenses import lenses, window_spec
@@ -109,8 +110,9 @@ def _build(lens_name: str, subjects: int, windows: int, per_slot: int, measure) 
     for k, v in writes.items():
         if not k.endswith("_meta"):
             acc = orjson.loads(v)["acc"]
-            digest = acc.get("latency_ms_digest") or acc.get("tti_ms_digest") or {}
-            centroids.append(len(digest.get("centroids", ())))
+            stored = acc.get("latency_ms_digest") or acc.get("tti_ms_digest")
+            if stored is not None:
+                centroids.append(digest_from_any(stored).n_centroids)
     del writes
     gc.collect()
     after_checkpoint = measure()

@@ -31,7 +31,7 @@ from app.core.digest import quantiles as digest_quantiles
 from app.core.events import FRUSTRATION_TYPES, RumEvent
 
 LENS = "cx"
-SCHEMA_VERSION = 1  # of the partial (schemas/cx-partial.schema.json)
+SCHEMA_VERSION = 2  # of the partial (schemas/cx-partial.schema.json): 2 = binary digests
 STATE_VERSION = 2  # of the durable table value (`to_state`): 2 = binary digests, 1 = wire dicts
 _READABLE_STATE_VERSIONS = (1, 2)
 _FRUSTRATION = frozenset(FRUSTRATION_TYPES)
@@ -114,8 +114,8 @@ class CxAccumulator:
         counts = Counter(service for _view, service in self.view_services)
         return dict(sorted(counts.items()))
 
-    def _vital_wires(self) -> dict[str, dict[str, Any]]:
-        return {name: self._vitals[name].wire() for name in sorted(self._vitals)}
+    def _vital_states(self) -> dict[str, Any]:
+        return {name: self._vitals[name].to_state() for name in sorted(self._vitals)}
 
     def to_state(self) -> dict[str, Any]:
         """JSON-able value for the durable table; `from_state(s).to_state() == s`."""
@@ -130,7 +130,7 @@ class CxAccumulator:
             "views": [[v, c, a] for v, (c, a) in sorted(self.views.items())],
             "view_services": [list(p) for p in sorted(self.view_services)],
             "tti_ms_digest": self._tti.to_state(),
-            "web_vitals": {name: self._vitals[name].to_state() for name in sorted(self._vitals)},
+            "web_vitals": self._vital_states(),
         }
 
     @classmethod
@@ -167,8 +167,8 @@ class CxAccumulator:
             "frustration_events": dict(sorted(self.frustration_events.items())),
             "abandons": self.abandons,
             "completes": self.completes,
-            "tti_ms_digest": self._tti.wire(),
-            "web_vitals": self._vital_wires(),
+            "tti_ms_digest": self._tti.to_state(),  # binary: only the joiner reads them
+            "web_vitals": self._vital_states(),
             "services": self.services(),
         }
 

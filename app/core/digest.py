@@ -24,6 +24,7 @@ __all__ = [
     "DEFAULT_COMPRESSION",
     "StoredDigest",
     "TDigest",
+    "digest_from_any",
     "digest_from_wire",
     "digest_to_wire",
     "merge_wire",
@@ -63,16 +64,17 @@ def digest_from_wire(wire: Mapping[str, Any]) -> TDigest:
 
 
 def merge_wire(
-    digests: Iterable[Mapping[str, Any]], compression: int = DEFAULT_COMPRESSION
+    digests: Iterable[Mapping[str, Any] | str], compression: int = DEFAULT_COMPRESSION
 ) -> TDigest:
-    """Merge wire dicts into one digest of `compression` centroids.
+    """Merge digests (wire dicts, or base64 binary as partials carry them) into one digest of
+    `compression` centroids.
 
     Merge order changes the centroids slightly; callers that need a reproducible
     result (re-emission after a crash) pass the digests in a fixed order.
     """
     merged = new_digest(compression)
     for wire in digests:
-        merged.merge_inplace(digest_from_wire(wire))
+        merged.merge_inplace(digest_from_any(wire))
     return merged
 
 
@@ -103,7 +105,7 @@ class StoredDigest:
     def live(self) -> TDigest:
         """The digest itself (parsed on first use); a corrupt stored form raises ValueError."""
         if self._digest is None:
-            self._digest = _parse_stored(self._stored)
+            self._digest = digest_from_any(self._stored)
             self._stored = None
         return self._digest
 
@@ -114,20 +116,21 @@ class StoredDigest:
         """The `tdigest` dict form, for partials."""
         return digest_to_wire(self.live())
 
-    def to_state(self) -> Any:
-        """The base64 binary form for the table (a stored, unparsed form is passed through)."""
-        if self._digest is None:
+    def to_state(self) -> str:
+        """The base64 binary form, for the table and partials (passed through while unparsed)."""
+        if self._digest is None and isinstance(self._stored, str):
             return self._stored
         return base64.b64encode(self.live().to_bytes()).decode("ascii")
 
 
-def _parse_stored(stored: Any) -> TDigest:
+def digest_from_any(stored: Any) -> TDigest:
+    """A digest from its base64 binary form or its wire dict; malformed input raises ValueError."""
     if isinstance(stored, str):
         try:
             return TDigest.from_bytes(base64.b64decode(stored, validate=True))
         except (binascii.Error, ValueError) as exc:
-            raise ValueError(f"malformed stored digest: {exc}") from exc
-    return digest_from_wire(stored)  # state written before binary digests (v1)
+            raise ValueError(f"malformed digest (base64 binary form): {exc}") from exc
+    return digest_from_wire(stored)
 
 
 def quantile_key(q: float) -> str:

@@ -12,14 +12,15 @@ from typing import Any
 from app.core.digest import (
     DEFAULT_COMPRESSION,
     StoredDigest,
+    digest_from_any,
     digest_to_wire,
-    merge_wire,
+    new_digest,
 )
 from app.core.digest import quantiles as digest_quantiles
 from app.core.events import RequestEvent
 
 LENS = "sre"
-SCHEMA_VERSION = 1  # of the partial (schemas/sre-partial.schema.json)
+SCHEMA_VERSION = 2  # of the partial (schemas/sre-partial.schema.json): 2 = binary digest
 STATE_VERSION = 2  # of the durable table value (`to_state`): 2 = binary digest, 1 = wire dict
 _READABLE_STATE_VERSIONS = (1, 2)
 DEFAULT_SLICE_S = 10
@@ -166,7 +167,7 @@ class SreAccumulator:
             "partition": partition,
             "requests": self.requests,
             "errors": self.errors,
-            "latency_ms_digest": self.digest_wire(),
+            "latency_ms_digest": self._digest.to_state(),  # binary: only the joiner reads it
             "slices": [
                 {"start": s, "requests": n, "errors": e}
                 for s, (n, e) in sorted(self.slices.items())
@@ -192,11 +193,6 @@ def _check_partial(p: Mapping[str, Any], identity: tuple) -> None:
         s["errors"] for s in slices
     ) != p["errors"]:
         raise ValueError(f"partition {p['partition']}: slice counts do not add up to totals")
-    n_values = p["latency_ms_digest"].get("n_values")
-    if n_values is not None and n_values != p["requests"]:
-        raise ValueError(
-            f"partition {p['partition']}: digest holds {n_values} values, requests {p['requests']}"
-        )
 
 
 def _slice_verdicts(partials: Sequence[Mapping[str, Any]], ratio: float) -> tuple[int, int]:
@@ -245,7 +241,13 @@ def merge_sre_partials(
     requests = sum(p["requests"] for p in ordered)
     errors = sum(p["errors"] for p in ordered)
     slices_up, with_traffic = _slice_verdicts(ordered, slice_error_ratio)
-    digest = merge_wire((p["latency_ms_digest"] for p in ordered), compression)
+    digest = new_digest(compression)
+    for p in ordered:
+        part = digest_from_any(p["latency_ms_digest"])
+        if part.n_values != p["requests"]:
+            raise ValueError(
+                f"partition {p['partition']}: digest holds {part.n_values} values, requests {p['requests']}")
+        digest.merge_inplace(part)
     lens, subject, window_start, window_end = identity
     return {
         "lens": lens,

@@ -39,19 +39,22 @@ def test_every_merged_window_matches_the_input(kafka_bootstrap, admin, unique, t
         assert worker.metric("lensbridge_late_events_total", 'lens="sre"') == 0
         # the last closed window's gauges are scraped as seconds
         assert worker.metric("lensbridge_sre_requests", 'service="svc-03"') > 0
-        _digest_on_the_wire_loads_in_tdigest(admin, env["LENSBRIDGE_TOPIC_SUMMARIES"])
+        _digest_on_the_wire_loads_in_tdigest(admin, env["LENSBRIDGE_TOPIC_WINDOWS"])
     finally:
         worker.stop()
 
 
-def _digest_on_the_wire_loads_in_tdigest(admin, summaries_topic: str) -> None:
+def _digest_on_the_wire_loads_in_tdigest(admin, windows_topic: str) -> None:
+    # Merged windows are what leaves lensbridge: their digests are in the tdigest dict format
+    # (partials between lens and joiner carry fastdigest's binary form).
     from app.core.digest import digest_from_wire
 
-    partials = [orjson.loads(r.value) for r in admin.consume_all(summaries_topic, quiet_s=0.2)]
-    partial = max((p for p in partials if p.get("lens") == "sre" and "requests" in p), key=lambda p: p["requests"])
+    windows = [orjson.loads(r.value) for r in admin.consume_all(windows_topic, quiet_s=0.2)]
+    window = max((w for w in windows if w.get("lens") == "sre"), key=lambda w: w["requests"])
     theirs = tdigest.TDigest()
-    theirs.update_from_dict(partial["latency_ms_digest"])
-    ours = digest_from_wire(partial["latency_ms_digest"])
+    theirs.update_from_dict(window["latency_ms_digest"])
+    ours = digest_from_wire(window["latency_ms_digest"])
+    assert theirs.n == window["requests"]
     for q in (0.5, 0.95, 0.99):
         assert abs(theirs.percentile(q * 100) / ours.quantile(q) - 1) < 0.01
 

@@ -8,7 +8,7 @@ import pytest
 import tdigest
 
 from app.core.cx import CxAccumulator, merge_cx_partials, rolling_cx
-from app.core.digest import digest_from_wire
+from app.core.digest import digest_from_any
 from app.core.events import RumEvent
 
 SCHEMAS = pathlib.Path(__file__).resolve().parents[2] / "schemas"
@@ -135,12 +135,14 @@ def test_tti_and_vitals_fold_into_digests():
         ev(W0 + 4, "s1", "web_vital", "v1", name="CLS", value=0.1),
     ])
     p = acc.to_partial("mobile", 0, WINDOW_S)
-    assert p["tti_ms_digest"]["n_values"] == 2
+    assert digest_from_any(p["tti_ms_digest"]).n_values == 2
     assert sorted(p["web_vitals"]) == ["CLS", "LCP"]
-    assert digest_from_wire(p["web_vitals"]["LCP"]).quantile(0.5) == 2500.0
-    # Our wire dict loads in the pure-Python tdigest package (the contract's reader).
+    assert digest_from_any(p["web_vitals"]["LCP"]).quantile(0.5) == 2500.0
+    # The merged window's digest (what leaves lensbridge) loads in the pure-Python tdigest
+    # package (the contract's reader); partials carry the binary form for the joiner.
+    merged = orjson.loads(orjson.dumps(merge_cx_partials([p])))
     t = tdigest.TDigest()
-    t.update_from_dict(p["tti_ms_digest"])
+    t.update_from_dict(merged["tti_ms_digest"])
     assert t.n == 2
 
 
@@ -207,7 +209,7 @@ def test_restored_accumulator_folds_on_like_the_original():
 
 def test_corrupt_restored_digest_fails_the_fold_before_any_change():
     state = folded(busy_window()).to_state()
-    state = {**state, "tti_ms_digest": {"centroids": "garbage"}}
+    state = {**state, "tti_ms_digest": "Z2FyYmFnZQ=="}  # base64 of "garbage"
     acc = CxAccumulator.from_state(state)  # digests load lazily...
     before = orjson.dumps(acc.to_state())
     with pytest.raises(ValueError, match="malformed digest"):
@@ -243,7 +245,7 @@ def test_partial_fields_by_hand():
         "partition": 3, "sessions": 2, "page_views": 2, "frustrated_sessions": 1,
         "frustration_events": {"rage_click": 1}, "abandons": 1, "completes": 1,
         "services": {"cart": 1, "catalog": 2}}
-    assert p["schema_version"] == 1
+    assert p["schema_version"] == 2
 
 
 # --- merge ------------------------------------------------------------------------------

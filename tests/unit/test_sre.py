@@ -1,3 +1,4 @@
+import base64
 import itertools
 import json
 import pathlib
@@ -8,7 +9,7 @@ import orjson
 import pytest
 import tdigest
 
-from app.core.digest import digest_from_wire
+from app.core.digest import digest_from_any, digest_from_wire, new_digest
 from app.core.events import RequestEvent
 from app.core.sre import (
     SreAccumulator,
@@ -229,12 +230,15 @@ def test_schema_rejects_a_broken_partial(validator):
     assert not validator.is_valid({**partial, "requests": -1})
 
 
-def test_partial_digest_loads_in_tdigest_package():
+def test_merged_window_digest_loads_in_tdigest_package():
+    # Partials carry the binary form (only the joiner reads them); what leaves lensbridge on
+    # the lens-windows topic is the tdigest dict.
     rng = np.random.default_rng(13)
     lat = rng.lognormal(4.0, 0.8, 4_000)
     acc = SreAccumulator(W0)
     acc.fold([ev(W0 + i * 0.01, 200, lat[i]) for i in range(4_000)])
-    wire = orjson.loads(orjson.dumps(acc.to_partial("checkout", 0, 60)))["latency_ms_digest"]
+    partial = orjson.loads(orjson.dumps(acc.to_partial("checkout", 0, 60)))
+    wire = orjson.loads(orjson.dumps(merge_sre_partials([partial])))["latency_ms_digest"]
     t = tdigest.TDigest()
     t.update_from_dict(wire)
     ours = digest_from_wire(wire)
@@ -282,7 +286,8 @@ def test_merge_hand_computed(three_partials):
     assert merged["partitions"] == [0, 1, 2]
     assert (merged["lens"], merged["subject"], merged["window_start"], merged["window_end"]) == (
         "sre", "checkout", 1000, 1060)
-    values = [c["m"] for p in three_partials for c in p["latency_ms_digest"]["centroids"]]
+    values = [c["m"] for p in three_partials
+              for c in digest_from_any(p["latency_ms_digest"]).to_dict()["centroids"]]
     assert merged["latency_ms"] == pytest.approx(
         dict(zip(("p50", "p95", "p99"), np.quantile(values, [0.5, 0.95, 0.99]))))
     assert merged["latency_ms_digest"]["n_values"] == 109
@@ -307,6 +312,19 @@ def test_merge_without_traffic_gives_none():
     assert (merged["requests"], merged["slices_with_traffic"]) == (0, 0)
 
 
+def _binary_digest(values: list[float]) -> str:
+    d = new_digest(100)
+    d.batch_update(values)
+    return base64.b64encode(d.to_bytes()).decode()
+
+
+def test_merge_reads_version_1_partials_with_dict_digests(three_partials):
+    # A joiner upgraded before the lens workers still merges their partials.
+    v1 = [p | {"schema_version": 1, "latency_ms_digest": digest_from_any(p["latency_ms_digest"]).to_dict()}
+          for p in three_partials]
+    assert merge_sre_partials(v1) == merge_sre_partials(three_partials)
+
+
 @pytest.mark.parametrize(
     ("mangle", "message"),
     [
@@ -315,7 +333,8 @@ def test_merge_without_traffic_gives_none():
         (lambda p: p.update(lens="cx"), "not an SRE partial"),
         (lambda p: p.update(partition=0), "more than one partial"),
         (lambda p: p.update(requests=p["requests"] + 1), "do not add up"),
-        (lambda p: p["latency_ms_digest"].update(n_values=1), "digest holds"),
+        (lambda p: p.update(latency_ms_digest=_binary_digest([5.0])), "digest holds"),
+        (lambda p: p.update(latency_ms_digest="not a digest"), "malformed"),
         (lambda p: p.pop("slices"), "malformed"),
     ],
 )
