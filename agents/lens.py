@@ -37,10 +37,11 @@ Seek = Callable[[str, int, int], Awaitable[None]]  # (topic, partition, offset)
 class _Pending:
     """What one partition has received since its last flush."""
 
-    __slots__ = ("messages", "acks", "dead_letters", "events")
+    __slots__ = ("messages", "raw", "acks", "dead_letters", "events")
 
     def __init__(self) -> None:
         self.messages: list[tuple[int, list]] = []
+        self.raw: list[bytes] = []  # each message's bytes, beside `messages`: for late dead letters
         self.acks: list[Any] = []  # Faust events to ack after the flush
         self.dead_letters: list[asyncio.Future] = []
         self.events = 0
@@ -58,7 +59,6 @@ class LensRunner:
         self.pending: dict[int, _Pending] = {}
         self.last_flush: dict[int, float] = {}
         self.announced: dict[int, float] = {}  # partition -> watermark window last announced
-        self.raw: dict[tuple[int, int], bytes] = {}  # (partition, offset) -> bytes, for late dead letters
         self.lock = asyncio.Lock()
         self.inflight: dict[int, asyncio.Future] = {}  # partition -> its last flush's completion
         self.stream: Any = None
@@ -87,7 +87,6 @@ class LensRunner:
         self.states.clear()
         self.guards.clear()
         self.pending.clear()
-        self.raw.clear()
         self.announced.clear()
 
     # -- per message ---------------------------------------------------------------------------
@@ -102,14 +101,15 @@ class LensRunner:
             return
         now_s = self.clock()
         events, rejected = self.lens.decode(message.value, now_s)
-        pending = self.pending.setdefault(partition, _Pending())
+        pending = self.pending.get(partition)
+        if pending is None:
+            pending = self.pending[partition] = _Pending()
         for bad in rejected:
             pending.dead_letters.append(self._dead_letter(bad, message))
         pending.messages.append((offset, events))
         pending.acks.append(event)
         pending.events += len(events)
-        if events:
-            self.raw[(partition, offset)] = message.value
+        pending.raw.append(message.value)
         if (pending.events >= self.settings.flush_events
                 or now_s - self.last_flush.get(partition, now_s) >= self.settings.flush_interval_s):
             await self.flush(partition)
@@ -153,10 +153,10 @@ class LensRunner:
         self.last_flush[partition] = now_s
         outcome = state.fold(pending.messages, now_s)
         self._count(outcome)
-        for offset, event in outcome.late:
-            pending.dead_letters.append(self._late(state, partition, offset, event))
-        for offset, _ in pending.messages:
-            self.raw.pop((partition, offset), None)
+        if outcome.late:
+            raw = {offset: value for (offset, _), value in zip(pending.messages, pending.raw)}
+            for offset, event in outcome.late:
+                pending.dead_letters.append(self._late(state, partition, offset, event, raw[offset]))
         state_writes = self.store.write(partition, state.checkpoint())
         records = self._closed_records(state, partition)
         tombstones = state.drop_closed()
@@ -211,12 +211,13 @@ class LensRunner:
         for task in list(self.inflight.values()):
             await task
 
-    def _late(self, state: PartitionState, partition: int, offset: int, event: Any) -> asyncio.Future:
+    def _late(self, state: PartitionState, partition: int, offset: int, event: Any,
+              raw: bytes) -> asyncio.Future:
         start = window_start(event.ts_s, self.spec.window_s)
         error = (f"event at ts={event.ts_s} belongs to window [{start}, {start + self.spec.window_s}) which "
                  f"already closed on partition {partition} (watermark {state.watermark.watermark_s:.3f}); "
                  f"raise LENSBRIDGE_GRACE_SECONDS to accept later events")
-        bad = Rejected(LATE, error, self.raw.get((partition, offset), b""))
+        bad = Rejected(LATE, error, raw)
         self.metrics.late.labels(self.lens.name).inc()
         return self.outbox.dead_letter(bad, self.lens.topic, partition, offset, None, self.clock())
 

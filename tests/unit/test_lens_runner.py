@@ -49,7 +49,7 @@ class FakeOutbox:
         return _done()
 
     def dead_letter(self, bad, topic, partition, offset, key, received_at_s) -> asyncio.Future:
-        self.dead_letters.append((bad.reason, partition, offset))
+        self.dead_letters.append((bad.reason, partition, offset, bad.raw))
         return _done()
 
 
@@ -219,5 +219,22 @@ def test_a_failed_write_surfaces_in_the_next_tick() -> None:
         else:
             raise AssertionError("a failed flush must not pass silently")
         assert stream.acked == []
+
+    asyncio.run(scenario())
+
+
+def test_a_late_event_is_dead_lettered_with_its_own_message_bytes() -> None:
+    async def scenario() -> None:
+        runner, _, outbox = _runner()
+        stream = FakeStream()
+        await runner.on_event(stream, _event(0, 0, T0_S + 1))
+        await runner.on_event(stream, _event(0, 1, T0_S + 200))  # closes W0 on partition 0
+        await runner.flush(0)
+        late = _event(0, 3, T0_S + 5, service="search")
+        await runner.on_event(stream, _event(0, 2, T0_S + 201))
+        await runner.on_event(stream, late)
+        await runner.drain()
+        assert outbox.dead_letters == [("late", 0, 3, late.message.value)]
+        assert stream.acked == [0, 1, 2, 3]  # dead-lettered input is acked like the rest
 
     asyncio.run(scenario())
