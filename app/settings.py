@@ -103,6 +103,7 @@ _ENV: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "resolve_windows": ("LENSBRIDGE_RESOLVE_WINDOWS", lambda n, r: _int(n, r, 1)),
     "flush_events": ("LENSBRIDGE_FLUSH_EVENTS", lambda n, r: _int(n, r, 1)),
     "flush_interval_s": ("LENSBRIDGE_FLUSH_INTERVAL_SECONDS", lambda n, r: _float(n, r, 0.01)),
+    "consumer_fetch_bytes": ("LENSBRIDGE_CONSUMER_FETCH_BYTES", lambda n, r: _int(n, r, 65536)),
     "metrics_port": ("LENSBRIDGE_METRICS_PORT", lambda n, r: _int(n, r, 0)),
     "web_port": ("LENSBRIDGE_WEB_PORT", lambda n, r: _int(n, r, 0)),
     "data_dir": ("LENSBRIDGE_DATA_DIR", _str),
@@ -154,6 +155,7 @@ class Settings:
     resolve_windows: int = 2
     flush_events: int = 2000
     flush_interval_s: float = 0.5
+    consumer_fetch_bytes: int = 16 * 1024 * 1024  # per input partition and fetch (docs/BENCH.md)
     metrics_port: int = 9108
     web_port: int = 6066
     data_dir: str = ".lensbridge-data"
