@@ -79,6 +79,7 @@ def run(events: int, framing: str, batch: int = 100) -> dict:
         if counts[p] >= FLUSH_EVENTS:
             flush(p)
     for p in range(PARTITIONS):
+        flush(p)
         states[p].watermark.force_to(float("inf"))  # end of input: every window closes
         flush(p)
     t0 = time.process_time()
