@@ -59,4 +59,4 @@ run: install ## start the broker and the worker, replay a sample (scripts/run.sh
 
 bench: install kafka ## throughput, latency and memory against baselines (docs/BENCH.md); not part of make test
 	@$(PY) -m pip install -q --disable-pip-version-check -e '.[test,bench]'
-	$(VENV)/bin/lensbridge bench
+	$(VENV)/bin/lensbridge bench $(BENCH_ARGS)
