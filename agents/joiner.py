@@ -52,7 +52,8 @@ def _partial_key(record: dict) -> str:
 
 class JoinerRunner:
     def __init__(self, lenses: dict[str, Lens], settings: Settings, store: TableStore, outbox: Outbox,
-                 metrics: Metrics, clock: Callable[[], float], seek: Seek, slos: list | None = None):
+                 metrics: Metrics, clock: Callable[[], float], seek: Seek, slos: list | None = None,
+                 rebalancing: Callable[[], bool] = lambda: False):
         self.lenses, self.settings, self.store, self.seek = lenses, settings, store, seek
         self.slos = slos or []
         self.burns: BurnStep | None = None
@@ -68,6 +69,7 @@ class JoinerRunner:
         self.unacked: deque[tuple[list, Any]] = deque()  # (table write futures, event), in order
         self.stream: Any = None
         self.ack_lock = asyncio.Lock()
+        self.rebalancing = rebalancing  # as in LensRunner: no acks once a rebalance started
 
     def _restore(self) -> WindowMerger:
         merger = WindowMerger(self.settings.window_s, self.settings.partitions)
@@ -150,7 +152,7 @@ class JoinerRunner:
             while self.unacked and (len(self.unacked) > keep or all(f.done() for f in self.unacked[0][0])):
                 writes, event = self.unacked[0]
                 await wait_all(writes)
-                if generation != self.generation:
+                if generation != self.generation or self.rebalancing():
                     return
                 self.unacked.popleft()
                 await self.stream.ack(event)

@@ -49,8 +49,12 @@ class _Pending:
 
 class LensRunner:
     def __init__(self, lens: Lens, settings: Settings, store: TableStore, outbox: Outbox,
-                 metrics: Metrics, clock: Callable[[], float], seek: Seek):
+                 metrics: Metrics, clock: Callable[[], float], seek: Seek,
+                 rebalancing: Callable[[], bool] = lambda: False):
         self.lens, self.settings, self.store, self.seek = lens, settings, store, seek
+        # True from the moment a rebalance starts (set by the consumer thread, before Faust drops
+        # its ack bookkeeping and long before our forget()): no acks then, see `_ack`.
+        self.rebalancing = rebalancing
         self.outbox, self.metrics, self.clock = outbox, metrics, clock
         self.spec = window_spec(settings)
         self.states: dict[int, PartitionState] = {}
@@ -185,9 +189,9 @@ class LensRunner:
         if tombstones:
             await self.store.write_and_wait(partition, dict.fromkeys(tombstones))
         await wait_all(pending.dead_letters)
-        if generation != self.generation:
-            return
         for event in pending.acks:
+            if generation != self.generation or self.rebalancing():
+                return
             await self.stream.ack(event)
 
     def _closed_records(self, state: PartitionState, partition: int) -> list[tuple[str, dict]]:

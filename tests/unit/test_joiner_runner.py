@@ -22,14 +22,15 @@ class FakeStream:
         self.acked.append(event.message.offset)
 
 
-def _joiner() -> JoinerRunner:
+def _joiner(rebalancing=lambda: False) -> JoinerRunner:
     cfg = Settings.from_env({})
 
     async def no_seek(topic: str, partition: int, offset: int) -> None:
         return None
 
     return JoinerRunner(lenses(cfg), cfg, TableStore(SimpleNamespace(data={})), outbox=None,
-                        metrics=Metrics(CollectorRegistry()), clock=lambda: 0.0, seek=no_seek)
+                        metrics=Metrics(CollectorRegistry()), clock=lambda: 0.0, seek=no_seek,
+                        rebalancing=rebalancing)
 
 
 def _event(offset: int) -> SimpleNamespace:
@@ -72,5 +73,19 @@ def test_a_rebalance_drops_unacked_records_without_acking_them() -> None:
         write.set_result(None)
         await settling
         assert stream.acked == []
+
+    asyncio.run(scenario())
+
+
+def test_no_ack_once_a_rebalance_started() -> None:
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        joiner, stream = _joiner(rebalancing=lambda: True), FakeStream()
+        joiner.stream = stream
+        done = loop.create_future()
+        done.set_result(None)
+        joiner.unacked.append(([done], _event(3)))
+        await joiner.ack_durable()
+        assert stream.acked == [] and len(joiner.unacked) == 1
 
     asyncio.run(scenario())
