@@ -77,7 +77,7 @@ def soak(bootstrap: str, minutes: float, every_s: float, work_dir: Path) -> dict
                 metrics = worker.samples()
             except OSError:  # the worker died: the main thread's assert_alive says why
                 return
-            slots.append((elapsed, sum(v for k, v in metrics.items() if k.startswith("lensbridge_open_slots"))))
+            slots.append((elapsed, sum(v for k, v in metrics.items() if k.startswith("lensbridge_open_window_subjects"))))
 
     try:
         worker.wait_ready()
