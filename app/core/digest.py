@@ -1,4 +1,6 @@
-"""t-digest helpers on `fastdigest` (Rust); the wire format is the `tdigest` package's dict.
+"""t-digest helpers on `fastdigest` (Rust). What leaves lensbridge (merged windows) carries the
+`tdigest` package's dict; inside it (table values, partials) digests travel in `fastdigest`'s
+binary form, base64 (`StoredDigest`, `digest_from_any`), ten times cheaper.
 
 `fastdigest.TDigest.to_dict()` gives `{max_centroids, mass, sum, min, max, n_values,
 centroids: [{m, c}, ...]}`; the pure-Python `tdigest` package loads the same dict with
@@ -8,7 +10,7 @@ no Rust. Two wrinkles this module hides:
 - An empty digest reports `min`/`max` as NaN. JSON has no NaN (orjson writes null) and
   `from_dict` rejects null, so the wire form carries null and we drop it on the way in.
   Keeping null in our own dict (not NaN) also makes `wire == orjson.loads(orjson.dumps(wire))`,
-  which the byte-stable state round trip relies on.
+  which byte-stable re-emission of version 1 (dict) states and partials relies on.
 - `fastdigest` answers an empty digest's quantile with ValueError; we answer None.
 """
 import base64
@@ -83,7 +85,7 @@ class StoredDigest:
 
     The table keeps `fastdigest`'s binary form (base64 in the JSON value): 1.6-8 KB and ~4 us
     per write at 100-500 centroids, where the wire dict costs 3.5-17 KB and ~45-200 us. The dict
-    is made only for partials, which leave the lens. A restored digest is parsed lazily (most
+    is made only for merged windows, which leave lensbridge. A restored digest is parsed lazily (most
     are emitted without another fold) and nothing is cached after a write: memory per slot is
     the live digest only. `from_bytes(to_bytes(d))` has the same centroids bit for bit, so a
     partial re-emitted after a restart is byte-identical.
