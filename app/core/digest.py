@@ -115,7 +115,7 @@ class StoredDigest:
         self.live().batch_update(values)
 
     def wire(self) -> dict[str, Any]:
-        """The `tdigest` dict form, for partials."""
+        """The `tdigest` dict form (what leaves lensbridge)."""
         return digest_to_wire(self.live())
 
     def to_state(self) -> str:
