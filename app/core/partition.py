@@ -78,6 +78,12 @@ class PartitionState:
         self._subjects: dict[int, set[str]] = {}  # open window start -> subjects
         self._dirty: set[tuple[int, str]] = set()
         self._meta_dirty = False
+        # Highest offset a restored slot holds. A checkpoint writes slots before the meta value,
+        # so a crash can keep a flush's slots and lose its meta: the restored watermark is then
+        # behind windows the state already holds, which look open. Re-reading up to here replays
+        # what was folded; the open-window cap must not force those windows closed meanwhile, or
+        # the re-read events of the windows it skipped over come back late.
+        self._replay_until = NO_OFFSET
 
     # -- folding -----------------------------------------------------------------
     def fold(self, messages: Iterable[tuple[int, Sequence[Any]]], now_s: float) -> FoldOutcome:
@@ -122,7 +128,7 @@ class PartitionState:
                 continue
             subjects = open_subjects.get(start)
             if subjects is None:
-                subjects = self._open_window(start, out)
+                subjects = self._open_window(start, out, offset)
             subject = subject_of(event)
             if subject not in subjects:
                 if len(subjects) >= self.max_subjects:
@@ -143,11 +149,12 @@ class PartitionState:
             if wm.max_ts_s is None or ts_s > wm.max_ts_s:
                 wm.observe(ts_s)
 
-    def _open_window(self, start: int, out: FoldOutcome) -> set[str]:
-        still_open = {s for s in self._subjects if not self.watermark.is_closed(s)}
-        for old in windows_to_force(still_open, start, self.spec.max_open_windows):
-            self.watermark.force_to(old + self.spec.window_s)
-            out.forced_windows += 1
+    def _open_window(self, start: int, out: FoldOutcome, offset: int) -> set[str]:
+        if offset > self._replay_until:
+            still_open = {s for s in self._subjects if not self.watermark.is_closed(s)}
+            for old in windows_to_force(still_open, start, self.spec.max_open_windows):
+                self.watermark.force_to(old + self.spec.window_s)
+                out.forced_windows += 1
         subjects = self._subjects[start] = set()
         return subjects
 
@@ -228,6 +235,7 @@ class PartitionState:
         for start, subject, value in slots:
             state._slots[(start, subject)] = _Slot(lens.accumulator_from_state(value["acc"]), value["offset"])
             state._subjects.setdefault(start, set()).add(subject)
+            state._replay_until = max(state._replay_until, value["offset"])
         return state
 
 
