@@ -53,7 +53,7 @@ def _partial_key(record: dict) -> str:
 class JoinerRunner:
     def __init__(self, lenses: dict[str, Lens], settings: Settings, store: TableStore, outbox: Outbox,
                  metrics: Metrics, clock: Callable[[], float], seek: Seek, slos: list | None = None,
-                 rebalancing: Callable[[], bool] = lambda: False):
+                 rebalances: Callable[[], int] = lambda: 0):
         self.lenses, self.settings, self.store, self.seek = lenses, settings, store, seek
         self.slos = slos or []
         self.burns: BurnStep | None = None
@@ -66,10 +66,10 @@ class JoinerRunner:
         # Bumped by forget(): a record whose handling straddles a rebalance stops at its next
         # await, unacked and with no further writes; whoever owns the joiner then reads it again.
         self.generation = 0
-        self.unacked: deque[tuple[list, Any]] = deque()  # (table write futures, event), in order
+        self.unacked: deque[tuple[list, Any, int]] = deque()  # (write futures, event, rebalances), in order
         self.stream: Any = None
         self.ack_lock = asyncio.Lock()
-        self.rebalancing = rebalancing  # as in LensRunner: no acks once a rebalance started
+        self.rebalances = rebalances  # as in LensRunner: no ack once a rebalance began since
 
     def _restore(self) -> WindowMerger:
         merger = WindowMerger(self.settings.window_s, self.settings.partitions)
@@ -141,7 +141,7 @@ class JoinerRunner:
             writes = await self._on_record(message.value)
             if generation == self.generation:
                 self.stream = stream
-                self.unacked.append((writes, event))
+                self.unacked.append((writes, event, self.rebalances()))
                 await self.ack_durable(MAX_UNACKED_RECORDS)
 
     async def ack_durable(self, keep: int = 0) -> None:
@@ -150,10 +150,10 @@ class JoinerRunner:
         async with self.ack_lock:  # the agent and the timer both ack: one at a time, in order
             generation = self.generation
             while self.unacked and (len(self.unacked) > keep or all(f.done() for f in self.unacked[0][0])):
-                writes, event = self.unacked[0]
+                writes, event, rebalances = self.unacked[0]
                 await wait_all(writes)
-                if generation != self.generation or self.rebalancing():
-                    return
+                if generation != self.generation or self.rebalances() != rebalances:
+                    return  # forget() follows and drops it: the next owner reads it again
                 self.unacked.popleft()
                 await self.stream.ack(event)
 

@@ -50,11 +50,14 @@ class _Pending:
 class LensRunner:
     def __init__(self, lens: Lens, settings: Settings, store: TableStore, outbox: Outbox,
                  metrics: Metrics, clock: Callable[[], float], seek: Seek,
-                 rebalancing: Callable[[], bool] = lambda: False):
+                 rebalances: Callable[[], int] = lambda: 0):
         self.lens, self.settings, self.store, self.seek = lens, settings, store, seek
-        # True from the moment a rebalance starts (set by the consumer thread, before Faust drops
-        # its ack bookkeeping and long before our forget()): no acks then, see `_ack`.
-        self.rebalancing = rebalancing
+        # Rebalances started so far (counted by the consumer thread as a rebalance begins, before
+        # Faust drops its ack bookkeeping and long before our forget()). A flush acks only if no
+        # rebalance began since it folded: a later ack would land below the next committed
+        # offset and stall commits. Not a flag: flushes right after a rebalance, while Faust
+        # still calls it "rebalancing", must ack, or nothing ever acks their offsets.
+        self.rebalances = rebalances
         self.outbox, self.metrics, self.clock = outbox, metrics, clock
         self.spec = window_spec(settings)
         self.states: dict[int, PartitionState] = {}
@@ -168,16 +171,18 @@ class LensRunner:
             self.metrics.windows_closed.labels(self.lens.name).inc(len({k.split("|")[2] for k in tombstones}))
         previous = self.inflight.get(partition)
         self.inflight[partition] = asyncio.ensure_future(self._complete(
-            partition, self.generation, previous, state_writes, records, tombstones, pending))
+            partition, (self.generation, self.rebalances()), previous, state_writes, records, tombstones,
+            pending))
         if previous is not None:
             await previous
 
-    async def _complete(self, partition: int, generation: int, previous: asyncio.Future | None,
+    async def _complete(self, partition: int, epoch: tuple[int, int], previous: asyncio.Future | None,
                         state_writes: list[asyncio.Future], records: list[tuple[str, dict]],
                         tombstones: list[str], pending: _Pending) -> None:
         """State durable -> partials and watermark sent -> closed windows tombstoned -> dead
         letters durable -> input acked. A crash or rebalance at any step leaves the input
         unacked, and the state's offsets make its re-reading skip what was already folded."""
+        generation = epoch[0]
         if previous is not None:
             await previous
         await wait_all(state_writes)
@@ -190,7 +195,7 @@ class LensRunner:
             await self.store.write_and_wait(partition, dict.fromkeys(tombstones))
         await wait_all(pending.dead_letters)
         for event in pending.acks:
-            if generation != self.generation or self.rebalancing():
+            if (self.generation, self.rebalances()) != epoch:
                 return
             await self.stream.ack(event)
 

@@ -94,14 +94,14 @@ def build_app(settings: Settings, metrics: Metrics, clock: Callable[[], float] =
     for lens in lens_by_name.values():
         table = app.Table(f"{lens.name}-state", partitions=settings.partitions, **TABLE_RAW)
         runner = LensRunner(lens, settings, TableStore(table), outbox, metrics, clock, seek,
-                            rebalancing=lambda: app.rebalancing)
+                            rebalances=lambda: app.rebalancing_count)
         _lens_agent(app, runner, app.topic(lens.topic, partitions=settings.partitions, **RAW))
         runners.append(runner)
     # The correlator's state (baselines, incidents) is one value of ~10 KB per subject.
     joiner_table = app.Table("joiner-state", partitions=1, **TABLE_RAW,
                              extra_topic_configs={"max.message.bytes": str(MAX_STATE_BYTES)})
     joiner = JoinerRunner(lens_by_name, settings, TableStore(joiner_table), outbox, metrics, clock, seek, slos,
-                          rebalancing=lambda: app.rebalancing)
+                          rebalances=lambda: app.rebalancing_count)
     _joiner_agent(app, joiner, app.topic(settings.topic_summaries, partitions=1, **RAW))
     _lifecycle(app, runners, joiner, metrics)
     return app

@@ -22,7 +22,7 @@ class FakeStream:
         self.acked.append(event.message.offset)
 
 
-def _joiner(rebalancing=lambda: False) -> JoinerRunner:
+def _joiner(rebalances=lambda: 0) -> JoinerRunner:
     cfg = Settings.from_env({})
 
     async def no_seek(topic: str, partition: int, offset: int) -> None:
@@ -30,7 +30,7 @@ def _joiner(rebalancing=lambda: False) -> JoinerRunner:
 
     return JoinerRunner(lenses(cfg), cfg, TableStore(SimpleNamespace(data={})), outbox=None,
                         metrics=Metrics(CollectorRegistry()), clock=lambda: 0.0, seek=no_seek,
-                        rebalancing=rebalancing)
+                        rebalances=rebalances)
 
 
 def _event(offset: int) -> SimpleNamespace:
@@ -44,7 +44,7 @@ def test_records_are_acked_in_order_once_their_writes_landed_even_with_two_acker
         joiner.stream = stream
         writes = [loop.create_future() for _ in range(4)]
         for offset, future in enumerate(writes):
-            joiner.unacked.append(([future], _event(offset)))
+            joiner.unacked.append(([future], _event(offset), 0))
         writes[1].set_result(None)
         await joiner.ack_durable(keep=10)
         assert stream.acked == [], "record 0's write has not landed: nothing after it is acked"
@@ -66,7 +66,7 @@ def test_a_rebalance_drops_unacked_records_without_acking_them() -> None:
         joiner, stream = _joiner(), FakeStream()
         joiner.stream = stream
         write = loop.create_future()
-        joiner.unacked.append(([write], _event(7)))
+        joiner.unacked.append(([write], _event(7), 0))
         settling = asyncio.ensure_future(joiner.ack_durable())
         await asyncio.sleep(0)
         joiner.forget()
@@ -80,12 +80,13 @@ def test_a_rebalance_drops_unacked_records_without_acking_them() -> None:
 def test_no_ack_once_a_rebalance_started() -> None:
     async def scenario() -> None:
         loop = asyncio.get_running_loop()
-        joiner, stream = _joiner(rebalancing=lambda: True), FakeStream()
+        joiner, stream = _joiner(rebalances=lambda: 1), FakeStream()
         joiner.stream = stream
         done = loop.create_future()
         done.set_result(None)
-        joiner.unacked.append(([done], _event(3)))
+        joiner.unacked.append(([done], _event(3), 0))  # processed before the rebalance began
+        joiner.unacked.append(([done], _event(4), 1))
         await joiner.ack_durable()
-        assert stream.acked == [] and len(joiner.unacked) == 1
+        assert stream.acked == [] and len(joiner.unacked) == 2
 
     asyncio.run(scenario())

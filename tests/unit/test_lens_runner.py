@@ -67,7 +67,7 @@ def _event(partition: int, offset: int, ts_s: float, service: str = "checkout") 
                                                    value=value, key=None))
 
 
-def _runner(seek=None, rebalancing=lambda: False, **settings) -> tuple[LensRunner, FakeTable, FakeOutbox]:
+def _runner(seek=None, rebalances=lambda: 0, **settings) -> tuple[LensRunner, FakeTable, FakeOutbox]:
     cfg = Settings.from_env({}).replace(partitions=2, flush_events=1_000_000, **settings)
     table, outbox = FakeTable(), FakeOutbox()
     clock = SimpleNamespace(now_s=T0_S + 5.0)
@@ -76,7 +76,7 @@ def _runner(seek=None, rebalancing=lambda: False, **settings) -> tuple[LensRunne
         return None
 
     runner = LensRunner(sre_lens(cfg), cfg, TableStore(table), outbox, Metrics(CollectorRegistry()),
-                        lambda: clock.now_s, seek or no_seek, rebalancing=rebalancing)
+                        lambda: clock.now_s, seek or no_seek, rebalances=rebalances)
     runner.test_clock = clock
     return runner, table, outbox
 
@@ -244,15 +244,28 @@ def test_no_ack_once_a_rebalance_started_even_before_forget() -> None:
     # Faust drops its ack bookkeeping for revoked partitions before our forget() runs; an ack
     # landing in between would sit below the next committed offset and stall commits for good.
     async def scenario() -> None:
-        started = {"rebalancing": False}
-        runner, table, _ = _runner(rebalancing=lambda: started["rebalancing"])
+        count = {"rebalances": 0}
+        runner, table, _ = _runner(rebalances=lambda: count["rebalances"])
         stream = FakeStream()
         table.gate = asyncio.get_running_loop().create_future()
         await runner.on_event(stream, _event(0, 0, T0_S + 1))
         await runner.flush(0)
-        started["rebalancing"] = True  # the consumer thread flagged it; forget() not yet called
+        count["rebalances"] += 1  # the consumer thread began a rebalance; forget() not yet called
         table.gate.set_result(None)
         await runner.settle()
         assert stream.acked == []
+
+    asyncio.run(scenario())
+
+
+def test_a_flush_made_after_a_rebalance_began_still_acks() -> None:
+    # Faust resumes delivery before it declares the rebalance over: flushes in that window
+    # must ack, or their offsets stay unacked for good (CI: a stalled commit on a new worker).
+    async def scenario() -> None:
+        runner, _, _ = _runner(rebalances=lambda: 3)
+        stream = FakeStream()
+        await runner.on_event(stream, _event(0, 0, T0_S + 1))
+        await runner.drain()
+        assert stream.acked == [0]
 
     asyncio.run(scenario())
