@@ -19,6 +19,7 @@ import orjson
 import pytest
 
 import kafka_helpers
+from alert_checks import alert_ids, assert_consistent
 from cluster import Cluster, group_lag, recovery_reads
 from cx_data import compare as cx_compare
 from cx_data import merged_cx_windows, write_rum
@@ -120,19 +121,8 @@ def _check(outcome: Outcome, backlog: Backlog, reference: Outcome) -> None:
     assert sre_compare(outcome.sre, backlog.sre_truth) == []
     assert outcome.cx_resent == []
     assert cx_compare(outcome.cx, backlog.cx_truth) == []
-    assert _ids(outcome.alerts) == _ids(reference.alerts)
-    _consistent(outcome.alerts)
-
-
-def _ids(alerts: list[dict]) -> set[str]:
-    return {a["alert_id"] for a in alerts}
-
-
-def _consistent(alerts: list[dict]) -> None:
-    by_id: dict[str, set] = {}
-    for a in alerts:
-        by_id.setdefault(a["alert_id"], set()).add((a["subject"], a["incident_start"]))
-    assert all(len(v) == 1 for v in by_id.values()), by_id
+    assert alert_ids(outcome.alerts) == alert_ids(reference.alerts)
+    assert_consistent(outcome.alerts)
 
 
 @pytest.fixture(scope="module")
@@ -427,8 +417,8 @@ def test_joiner_killed_with_an_open_incident_resolves_it_under_the_same_id(kafka
           f"open at the kill: {sorted(open_ids)}")
     assert _demo_windows_vs_truth(outcome, truth) == [] and outcome.cx_resent == []
     reference = _single_worker(admin, env, unique, tmp_path, windows)
-    assert _ids(outcome.alerts) == _ids(reference.alerts)
-    _consistent(outcome.alerts)
+    assert alert_ids(outcome.alerts) == alert_ids(reference.alerts)
+    assert_consistent(outcome.alerts)
     result = score(expected["verdicts"], outcome.alerts, 10)
     assert result["missed"] == [] and result["unexpected"] == []
     for alert_id in open_ids:  # fired before the kill, resolved after it, under the same id

@@ -5,6 +5,7 @@ import time
 
 import orjson
 
+from alert_checks import alert_ids, assert_consistent
 from test_verdicts import START_S, _alerts, _simulate, score
 from worker_proc import WorkerProcess, lens_env, replay
 
@@ -43,18 +44,6 @@ def _run(tmp_path, admin, env, name: str, replays: list[list[str]], expected_win
         worker.stop()
 
 
-def _ids(alerts: list[dict]) -> set[str]:
-    return {a["alert_id"] for a in alerts}
-
-
-def _consistent(alerts: list[dict]) -> None:
-    """No two messages of one id contradict each other: same incident, same subject, same start."""
-    by_id: dict[str, set] = {}
-    for a in alerts:
-        by_id.setdefault(a["alert_id"], set()).add((a["subject"], a["incident_start"]))
-    assert all(len(v) == 1 for v in by_id.values())
-
-
 def test_two_hours_fast_skew_proof_and_crash_proof(kafka_bootstrap, admin, unique, tmp_path):
     expected = _simulate(tmp_path, "scenarios/two_hours.json")
     truth = orjson.loads((tmp_path / "truth.json").read_bytes())
@@ -74,15 +63,15 @@ def test_two_hours_fast_skew_proof_and_crash_proof(kafka_bootstrap, admin, uniqu
           f"recall {recall:.2f}, detection delay in windows {delays}")
     assert elapsed < 180
     assert result["missed"] == [] and result["unexpected"] == []
-    _consistent(alerts)
+    assert_consistent(alerts)
 
     env_skew = lens_env(kafka_bootstrap, f"{unique}b", tmp_path / "b", **TIMING)
     _, skewed = _run(tmp_path, admin, env_skew, "skewed", [["--rum", rum], ["--requests", req]], windows)
-    assert _ids(skewed) == _ids(alerts)  # one topic fully before the other: same incidents
+    assert alert_ids(skewed) == alert_ids(alerts)  # one topic fully before the other: same incidents
 
     env_crash = lens_env(kafka_bootstrap, f"{unique}c", tmp_path / "c", **TIMING)
     admin.create_topics(env_crash["LENSBRIDGE_TOPIC_REQUESTS"], env_crash["LENSBRIDGE_TOPIC_RUM"])
     _, crashed = _run(tmp_path, admin, env_crash, "crashed", [["--requests", req, "--rum", rum]], windows,
                       kill_at=0.5)
-    assert _ids(crashed) == _ids(alerts)
-    _consistent(crashed)
+    assert alert_ids(crashed) == alert_ids(alerts)
+    assert_consistent(crashed)
