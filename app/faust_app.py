@@ -90,10 +90,13 @@ def build_app(settings: Settings, metrics: Metrics, clock: Callable[[], float] =
     async def seek(topic: str, partition: int, offset: int) -> None:
         await app.consumer.seek(TP(topic, partition), offset)
 
+    async def commit(topic: str, positions: dict[int, int]) -> None:
+        await _commit_positions(app.consumer, topic, positions)
+
     runners = []
     for lens in lens_by_name.values():
         table = app.Table(f"{lens.name}-state", partitions=settings.partitions, **TABLE_RAW)
-        runner = LensRunner(lens, settings, TableStore(table), outbox, metrics, clock, seek,
+        runner = LensRunner(lens, settings, TableStore(table), outbox, metrics, clock, seek, commit=commit,
                             rebalances=lambda: app.rebalancing_count)
         _lens_agent(app, runner, app.topic(lens.topic, partitions=settings.partitions, **RAW))
         runners.append(runner)
@@ -105,6 +108,25 @@ def build_app(settings: Settings, metrics: Metrics, clock: Callable[[], float] =
     _joiner_agent(app, joiner, app.topic(settings.topic_summaries, partitions=1, **RAW))
     _lifecycle(app, runners, joiner, metrics)
     return app
+
+
+async def _commit_positions(consumer, topic: str, positions: dict[int, int]) -> None:
+    """Commit `positions` where they are ahead of what this consumer last committed.
+
+    Faust's `_committed_offset` is raised too, so its own commit loop (which commits only
+    offsets above it) never moves the group back below a durable position."""
+    assignment = consumer.assignment()
+    ahead = {}
+    for partition, offset in positions.items():
+        tp = TP(topic, partition)
+        committed = consumer._committed_offset.get(tp)
+        if tp in assignment and (committed is None or committed < offset):
+            ahead[tp] = offset
+    if ahead and await consumer._commit(ahead):
+        for tp, offset in ahead.items():
+            committed = consumer._committed_offset.get(tp)
+            if committed is None or committed < offset:
+                consumer._committed_offset[tp] = offset
 
 
 def _crash(where: str) -> None:

@@ -269,7 +269,10 @@ def test_rolling_restart_loses_nothing_and_the_lag_drains(kafka_bootstrap, admin
                                  [backlog.requests_topic, backlog.rum_topic]))
             return all(v == 0 for v in lag.values())
 
-        cluster.wait_for(drained, 30, "consumer lag 0 on every input partition")
+        try:
+            cluster.wait_for(drained, 30, "consumer lag 0 on every input partition")
+        except TimeoutError as exc:
+            raise AssertionError(f"consumer lag per input partition: {lag}") from exc
         print(f"\nrolling restart: SIGTERM to exit {stops} s; lag at the end {lag}")
     finally:
         cluster.stop_all()

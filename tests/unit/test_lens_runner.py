@@ -72,12 +72,18 @@ def _runner(seek=None, rebalances=lambda: 0, **settings) -> tuple[LensRunner, Fa
     table, outbox = FakeTable(), FakeOutbox()
     clock = SimpleNamespace(now_s=T0_S + 5.0)
 
+    commits: list[tuple[str, dict[int, int]]] = []
+
     async def no_seek(topic: str, partition: int, offset: int) -> None:
         return None
 
+    async def commit(topic: str, positions: dict[int, int]) -> None:
+        commits.append((topic, dict(positions)))
+
     runner = LensRunner(sre_lens(cfg), cfg, TableStore(table), outbox, Metrics(CollectorRegistry()),
-                        lambda: clock.now_s, seek or no_seek, rebalances=rebalances)
+                        lambda: clock.now_s, seek or no_seek, commit=commit, rebalances=rebalances)
     runner.test_clock = clock
+    runner.test_commits = commits
     return runner, table, outbox
 
 
@@ -267,5 +273,71 @@ def test_a_flush_made_after_a_rebalance_began_still_acks() -> None:
         await runner.on_event(stream, _event(0, 0, T0_S + 1))
         await runner.drain()
         assert stream.acked == [0]
+
+    asyncio.run(scenario())
+
+
+def test_the_tick_commits_what_completed_flushes_made_durable() -> None:
+    # Faust commits up to its first unacked offset and in CI stalled there for good while
+    # the state held everything; the runner commits the state's durable position itself.
+    async def scenario() -> None:
+        runner, table, _ = _runner()
+        stream = FakeStream()
+        for offset in range(3):
+            await runner.on_event(stream, _event(0, offset, T0_S + 1 + offset))
+        table.gate = asyncio.get_running_loop().create_future()
+        await runner.flush(0)
+        await runner.tick({0}, {0: 3})
+        assert runner.test_commits == [], "nothing is committed while the state is in flight"
+        table.gate.set_result(None)
+        await runner.settle()
+        await runner.tick({0}, {0: 3})
+        assert runner.test_commits == [("requests", {0: 3})]
+
+    asyncio.run(scenario())
+
+
+def test_a_restored_partition_commits_what_its_state_already_holds() -> None:
+    async def scenario() -> None:
+        runner, _, _ = _runner()
+        stream = FakeStream()
+        for offset in range(5):
+            await runner.on_event(stream, _event(1, offset, T0_S + 1))
+        await runner.drain()
+        runner.forget()  # a rebalance: the partition comes back from the table at offset 4
+        runner.test_commits.clear()
+        await runner.on_event(stream, _event(1, 2, T0_S + 1))  # re-read from an older commit
+        await runner.tick({1}, {1: 5})
+        assert runner.test_commits == [("requests", {1: 5})]
+
+    asyncio.run(scenario())
+
+
+def test_positions_learnt_before_a_rebalance_began_are_not_committed() -> None:
+    async def scenario() -> None:
+        count = {"rebalances": 0}
+        runner, _, _ = _runner(rebalances=lambda: count["rebalances"])
+        stream = FakeStream()
+        await runner.on_event(stream, _event(0, 0, T0_S + 1))
+        await runner.on_event(stream, _event(1, 0, T0_S + 1))
+        await runner.drain()
+        runner.test_commits.clear()
+        count["rebalances"] += 1  # partition 0 may be another worker's by now
+        await runner.commit_durable({0, 1})
+        assert runner.test_commits == []
+
+    asyncio.run(scenario())
+
+
+def test_drain_commits_every_partition_it_flushed() -> None:
+    # SIGTERM: the last commit before LeaveGroup must cover everything folded.
+    async def scenario() -> None:
+        runner, _, _ = _runner()
+        stream = FakeStream()
+        await runner.on_event(stream, _event(0, 0, T0_S + 1))
+        await runner.on_event(stream, _event(1, 0, T0_S + 1))
+        await runner.on_event(stream, _event(1, 1, T0_S + 2))
+        await runner.drain()
+        assert runner.test_commits == [("requests", {0: 1, 1: 2})]
 
     asyncio.run(scenario())
