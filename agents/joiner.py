@@ -6,7 +6,8 @@ written before the record is acked; merged windows are published under a
 stable key, so a re-send after a crash replaces itself downstream. Table writes
 are not awaited one record at a time: up to `MAX_UNACKED_RECORDS` records wait,
 in order, for their writes to land before they are acked (one changelog partition
-keeps them in order, and each write carries the next offset to read).
+keeps them in order, and each write carries the next offset to read). Like the
+lens runners, it commits its durable position itself every tick and on SIGTERM.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from app.outbox import SUMMARIES_PARTITION, Outbox
 from app.settings import Settings
 from app.store import TableStore, wait_all
 from agents.burns import BurnStep
-from agents.lens import Seek
+from agents.lens import Commit, Seek
 
 log = logging.getLogger("lensbridge.joiner")
 
@@ -52,9 +53,9 @@ def _partial_key(record: dict) -> str:
 
 class JoinerRunner:
     def __init__(self, lenses: dict[str, Lens], settings: Settings, store: TableStore, outbox: Outbox,
-                 metrics: Metrics, clock: Callable[[], float], seek: Seek, slos: list | None = None,
-                 rebalances: Callable[[], int] = lambda: 0):
-        self.lenses, self.settings, self.store, self.seek = lenses, settings, store, seek
+                 metrics: Metrics, clock: Callable[[], float], seek: Seek, slos: list | None = None, *,
+                 commit: Commit, rebalances: Callable[[], int] = lambda: 0):
+        self.lenses, self.settings, self.store, self.seek, self.commit = lenses, settings, store, seek, commit
         self.slos = slos or []
         self.burns: BurnStep | None = None
         self.outbox, self.metrics, self.clock = outbox, metrics, clock
@@ -70,6 +71,8 @@ class JoinerRunner:
         self.stream: Any = None
         self.ack_lock = asyncio.Lock()
         self.rebalances = rebalances  # as in LensRunner: no ack once a rebalance began since
+        # (next summaries offset whose effects are all durable, rebalance count when known)
+        self.durable: tuple[int, int] | None = None
 
     def _restore(self) -> WindowMerger:
         merger = WindowMerger(self.settings.window_s, self.settings.partitions)
@@ -100,6 +103,8 @@ class JoinerRunner:
         for key in [k for k in merger.pending
                     if k[2] + merger.window_s <= merger.released_until.get(k[0], float("-inf"))]:
             del merger.pending[key]
+        if self.guard.next_offset > 0:
+            self.durable = (self.guard.next_offset, self.rebalances())
         log.info("joiner restored: %d pending windows", len(merger.pending))
         return merger
 
@@ -114,6 +119,7 @@ class JoinerRunner:
     def forget(self) -> None:
         self.generation += 1
         self.unacked.clear()  # never acked: whoever owns the joiner next reads them again
+        self.durable = None
         self.merger = None
         self.correlator = None
         self.rolling.clear()
@@ -156,11 +162,20 @@ class JoinerRunner:
                     return  # forget() follows and drops it: the next owner reads it again
                 self.unacked.popleft()
                 await self.stream.ack(event)
+                if generation == self.generation:
+                    self.durable = (event.message.offset + 1, rebalances)
+
+    async def commit_durable(self) -> None:
+        """Commit the durable position (LensRunner.commit_durable says why), unless a rebalance
+        began since it was learnt."""
+        if self.durable is not None and self.durable[1] == self.rebalances():
+            await self.commit(self.settings.topic_summaries, {SUMMARIES_PARTITION: self.durable[0]})
 
     async def tick(self) -> None:
         """Ack what became durable, and repeat a seek that Faust's fetcher may have overwritten
         with the batch it was draining."""
         await self.ack_durable()
+        await self.commit_durable()
         if self.last_seek and self.guard.seeking and self.clock() - self.last_seek[2] >= 1.0:
             topic, partition, _ = self.last_seek
             await self.seek(topic, partition, self.guard.next_offset)

@@ -104,7 +104,7 @@ def build_app(settings: Settings, metrics: Metrics, clock: Callable[[], float] =
     joiner_table = app.Table("joiner-state", partitions=1, **TABLE_RAW,
                              extra_topic_configs={"max.message.bytes": str(MAX_STATE_BYTES)})
     joiner = JoinerRunner(lens_by_name, settings, TableStore(joiner_table), outbox, metrics, clock, seek, slos,
-                          rebalances=lambda: app.rebalancing_count)
+                          commit=commit, rebalances=lambda: app.rebalancing_count)
     _joiner_agent(app, joiner, app.topic(settings.topic_summaries, partitions=1, **RAW))
     _lifecycle(app, runners, joiner, metrics)
     return app
@@ -217,5 +217,6 @@ def _lifecycle(app: faust.App, runners: list[LensRunner], joiner: JoinerRunner, 
                 log.warning("%s: flush on shutdown failed", runner.lens.name, exc_info=True)
         try:
             await joiner.ack_durable()
+            await joiner.commit_durable()
         except Exception:
             log.warning("joiner: settling acks on shutdown failed", exc_info=True)

@@ -22,15 +22,22 @@ class FakeStream:
         self.acked.append(event.message.offset)
 
 
-def _joiner(rebalances=lambda: 0) -> JoinerRunner:
+def _joiner(rebalances=lambda: 0, data: dict | None = None) -> JoinerRunner:
     cfg = Settings.from_env({})
+
+    commits: list[tuple[str, dict[int, int]]] = []
 
     async def no_seek(topic: str, partition: int, offset: int) -> None:
         return None
 
-    return JoinerRunner(lenses(cfg), cfg, TableStore(SimpleNamespace(data={})), outbox=None,
-                        metrics=Metrics(CollectorRegistry()), clock=lambda: 0.0, seek=no_seek,
-                        rebalances=rebalances)
+    async def commit(topic: str, positions: dict[int, int]) -> None:
+        commits.append((topic, dict(positions)))
+
+    joiner = JoinerRunner(lenses(cfg), cfg, TableStore(SimpleNamespace(data=data or {})), outbox=None,
+                          metrics=Metrics(CollectorRegistry()), clock=lambda: 0.0, seek=no_seek,
+                          commit=commit, rebalances=rebalances)
+    joiner.test_commits = commits
+    return joiner
 
 
 def _event(offset: int) -> SimpleNamespace:
@@ -88,5 +95,51 @@ def test_no_ack_once_a_rebalance_started() -> None:
         joiner.unacked.append(([done], _event(4), 1))
         await joiner.ack_durable()
         assert stream.acked == [] and len(joiner.unacked) == 2
+
+    asyncio.run(scenario())
+
+
+def test_the_offset_after_the_last_durable_record_is_committed() -> None:
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        joiner, stream = _joiner(), FakeStream()
+        joiner.stream = stream
+        landed, in_flight = loop.create_future(), loop.create_future()
+        landed.set_result(None)
+        joiner.unacked.append(([landed], _event(5), 0))
+        joiner.unacked.append(([in_flight], _event(6), 0))
+        await joiner.ack_durable(keep=10)  # as the agent does between records
+        await joiner.commit_durable()
+        topic = joiner.settings.topic_summaries
+        assert joiner.test_commits == [(topic, {0: 6})], "record 6 is not durable yet"
+        in_flight.set_result(None)
+        await joiner.tick()  # settles and commits
+        assert joiner.test_commits[-1] == (topic, {0: 7})
+
+    asyncio.run(scenario())
+
+
+def test_a_restored_joiner_commits_the_offset_its_table_holds() -> None:
+    async def scenario() -> None:
+        joiner = _joiner(data={b"next": b"42"})
+        joiner.merger = joiner._restore()
+        await joiner.commit_durable()
+        assert joiner.test_commits == [(joiner.settings.topic_summaries, {0: 42})]
+
+    asyncio.run(scenario())
+
+
+def test_no_commit_once_a_rebalance_started() -> None:
+    async def scenario() -> None:
+        count = {"rebalances": 0}
+        joiner, stream = _joiner(rebalances=lambda: count["rebalances"]), FakeStream()
+        joiner.stream = stream
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        joiner.unacked.append(([done], _event(3), 0))
+        await joiner.ack_durable()
+        count["rebalances"] += 1  # the summaries partition may be another worker's by now
+        await joiner.commit_durable()
+        assert joiner.test_commits == []
 
     asyncio.run(scenario())
