@@ -5,11 +5,12 @@ are injected. Agents only move data; the maths is in `app/core`.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import ssl
 import time
-from typing import Callable
+from typing import Any, Callable
 
 import faust
 from faust.types import TP
@@ -28,6 +29,7 @@ log = logging.getLogger("lensbridge")
 RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
 MAX_STATE_BYTES = 16 * 1024 * 1024
 PRODUCER_BATCH_BYTES = 1024 * 1024
+SHUTDOWN_SETTLE_S = 8.0  # a drain takes ~1 s; orchestrators give 10 s or more (docs/OPERATIONS.md)
 TABLE_RAW = {"key_type": bytes, "value_type": bytes}  # tables derive the raw codec from the types
 
 
@@ -88,7 +90,10 @@ def build_app(settings: Settings, metrics: Metrics, clock: Callable[[], float] =
         dlq=app.topic(settings.topic_dlq, **RAW),
     )
     async def seek(topic: str, partition: int, offset: int) -> None:
-        await app.consumer.seek(TP(topic, partition), offset)
+        # On the consumer's own thread: Faust's `consumer.seek` calls aiokafka from this one, and
+        # its fetcher, iterating the same buffers on the consumer thread, then crashed with a
+        # KeyError (CI: two-hour crash test; the worker hung in shutdown).
+        await app.consumer.seek_wait({TP(topic, partition): offset})
 
     async def commit(topic: str, positions: dict[int, int]) -> None:
         await _commit_positions(app.consumer, topic, positions)
@@ -206,17 +211,33 @@ def _lifecycle(app: faust.App, runners: list[LensRunner], joiner: JoinerRunner, 
 
     @app.on_before_shutdown.connect
     async def on_shutdown(sender, **kwargs) -> None:
-        # SIGTERM (rolling restart): the fetcher is stopped, the consumer not yet. Fold, checkpoint
-        # and ack what is buffered, so the consumer's last commit (then LeaveGroup) covers it and
-        # the next owner starts exactly where this worker stopped.
+        # SIGTERM (rolling restart): the fetcher is stopped, the consumer not yet. Fold, checkpoint,
+        # ack and commit what is buffered, so the next owner starts exactly where this worker
+        # stopped. Bounded: after a crash inside Faust the consumer thread may be gone, and a
+        # commit through it would wait forever (CI: a worker hung in shutdown).
         metrics.ready.set(0)
-        for runner in runners:
-            try:
-                await runner.drain()
-            except Exception:  # nothing is acked then: the next owner reads it again
-                log.warning("%s: flush on shutdown failed", runner.lens.name, exc_info=True)
+        await settle_on_shutdown(runners, joiner, SHUTDOWN_SETTLE_S)
+
+
+async def settle_on_shutdown(runners: list, joiner: Any, timeout_s: float) -> bool:
+    """Drain, ack and commit every runner within `timeout_s`; False if that ran out."""
+    try:
+        await asyncio.wait_for(_settle(runners, joiner), timeout_s)
+        return True
+    except asyncio.TimeoutError:
+        log.warning("shutdown: buffered input not settled within %.1f s; the next owner reads it "
+                    "again from the last commit", timeout_s)
+        return False
+
+
+async def _settle(runners: list, joiner: Any) -> None:
+    for runner in runners:
         try:
-            await joiner.ack_durable()
-            await joiner.commit_durable()
-        except Exception:
-            log.warning("joiner: settling acks on shutdown failed", exc_info=True)
+            await runner.drain()
+        except Exception:  # nothing is acked then: the next owner reads it again
+            log.warning("%s: flush on shutdown failed", runner.lens.name, exc_info=True)
+    try:
+        await joiner.ack_durable()
+        await joiner.commit_durable()
+    except Exception:
+        log.warning("joiner: settling acks on shutdown failed", exc_info=True)

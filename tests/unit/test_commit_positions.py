@@ -1,12 +1,13 @@
-"""The Faust adapter that commits the lens runners' durable positions (a fake consumer, no broker)."""
+"""The Faust adapter's commit and shutdown helpers (fake consumer and runners, no broker)."""
 from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from types import SimpleNamespace
 
 from faust.types import TP
 
-from app.faust_app import _commit_positions
+from app.faust_app import _commit_positions, settle_on_shutdown
 
 
 class FakeConsumer:
@@ -48,3 +49,44 @@ def test_a_refused_commit_leaves_faust_committed_map_alone() -> None:
     consumer = FakeConsumer({TP("rum", 0)}, accept=False)
     asyncio.run(_commit_positions(consumer, "rum", {0: 10}))
     assert consumer._committed_offset.get(TP("rum", 0)) is None
+
+
+class HangingRunner:
+    """A lens runner whose drain never finishes: its commit waits on a dead consumer thread."""
+
+    def __init__(self) -> None:
+        self.lens = SimpleNamespace(name="sre")
+
+    async def drain(self) -> None:
+        await asyncio.get_running_loop().create_future()
+
+
+class SettledJoiner:
+    def __init__(self) -> None:
+        self.settled = False
+
+    async def ack_durable(self) -> None:
+        self.settled = True
+
+    async def commit_durable(self) -> None:
+        return None
+
+
+def test_shutdown_settling_is_bounded_when_a_commit_hangs() -> None:
+    # CI: a KeyError inside aiokafka's fetcher crashed Faust, its consumer thread stopped, and
+    # the SIGTERM-path commit then waited for it forever: the worker never exited.
+    ok = asyncio.run(settle_on_shutdown([HangingRunner()], SettledJoiner(), timeout_s=0.05))
+    assert ok is False
+
+
+def test_shutdown_settles_every_runner_and_the_joiner() -> None:
+    class Runner:
+        drained = False
+        lens = SimpleNamespace(name="cx")
+
+        async def drain(self) -> None:
+            self.drained = True
+
+    runner, joiner = Runner(), SettledJoiner()
+    assert asyncio.run(settle_on_shutdown([runner], joiner, timeout_s=1.0)) is True
+    assert runner.drained and joiner.settled
