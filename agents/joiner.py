@@ -7,7 +7,8 @@ stable key, so a re-send after a crash replaces itself downstream. Table writes
 are not awaited one record at a time: up to `MAX_UNACKED_RECORDS` records wait,
 in order, for their writes to land before they are acked (one changelog partition
 keeps them in order, and each write carries the next offset to read). Like the
-lens runners, it commits its durable position itself every tick and on SIGTERM.
+lens runners, it commits its durable position itself every `commit_interval_s`
+and on SIGTERM.
 """
 from __future__ import annotations
 
@@ -73,6 +74,7 @@ class JoinerRunner:
         self.rebalances = rebalances  # as in LensRunner: no ack once a rebalance began since
         # (next summaries offset whose effects are all durable, rebalance count when known)
         self.durable: tuple[int, int] | None = None
+        self.committed_at_s = clock()
 
     def _restore(self) -> WindowMerger:
         merger = WindowMerger(self.settings.window_s, self.settings.partitions)
@@ -175,7 +177,9 @@ class JoinerRunner:
         """Ack what became durable, and repeat a seek that Faust's fetcher may have overwritten
         with the batch it was draining."""
         await self.ack_durable()
-        await self.commit_durable()
+        if self.clock() - self.committed_at_s >= self.settings.commit_interval_s:
+            self.committed_at_s = self.clock()
+            await self.commit_durable()
         if self.last_seek and self.guard.seeking and self.clock() - self.last_seek[2] >= 1.0:
             topic, partition, _ = self.last_seek
             await self.seek(topic, partition, self.guard.next_offset)

@@ -11,8 +11,8 @@ Input is acked only after everything it caused is durable, so Faust never
 commits past an event whose effect could still be lost (at-least-once), and the
 offsets stored with the state skip what a restart hands out again (no double
 count). The group's committed offsets do not rest on Faust's ack bookkeeping
-alone: every tick commits each partition's durable position itself
-(`commit_durable`). The stream is iterated event by event with manual acks:
+alone: every `commit_interval_s` the timer commits each partition's durable
+position itself (`commit_durable`). The stream is iterated event by event with manual acks:
 `take()` would ack whole batches on failure (BRIEF section 5).
 """
 from __future__ import annotations
@@ -76,6 +76,7 @@ class LensRunner:
         self.generation = 0
         # partition -> (next offset whose every effect is durable, rebalance count when known).
         self.durable: dict[int, tuple[int, int]] = {}
+        self.committed_at_s = clock()  # durable positions are committed every `commit_interval_s`
 
     # -- state -------------------------------------------------------------------------------
     def state(self, partition: int) -> PartitionState:
@@ -301,7 +302,8 @@ class LensRunner:
         for partition, target in targets.items():
             if generation == self.generation and states[partition].advance_to(target):
                 await self.flush(partition, generation)
-        if generation == self.generation:
+        if generation == self.generation and now_s - self.committed_at_s >= self.settings.commit_interval_s:
+            self.committed_at_s = now_s
             await self.commit_durable(assigned_partitions)
         watermarks = [s.watermark.watermark_s for p, s in self.states.items() if p in assigned_partitions]
         if watermarks and min(watermarks) != float("-inf"):

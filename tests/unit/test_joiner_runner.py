@@ -26,6 +26,7 @@ def _joiner(rebalances=lambda: 0, data: dict | None = None) -> JoinerRunner:
     cfg = Settings.from_env({})
 
     commits: list[tuple[str, dict[int, int]]] = []
+    clock = SimpleNamespace(now_s=0.0)
 
     async def no_seek(topic: str, partition: int, offset: int) -> None:
         return None
@@ -34,9 +35,10 @@ def _joiner(rebalances=lambda: 0, data: dict | None = None) -> JoinerRunner:
         commits.append((topic, dict(positions)))
 
     joiner = JoinerRunner(lenses(cfg), cfg, TableStore(SimpleNamespace(data=data or {})), outbox=None,
-                          metrics=Metrics(CollectorRegistry()), clock=lambda: 0.0, seek=no_seek,
+                          metrics=Metrics(CollectorRegistry()), clock=lambda: clock.now_s, seek=no_seek,
                           commit=commit, rebalances=rebalances)
     joiner.test_commits = commits
+    joiner.test_clock = clock
     return joiner
 
 
@@ -113,7 +115,10 @@ def test_the_offset_after_the_last_durable_record_is_committed() -> None:
         topic = joiner.settings.topic_summaries
         assert joiner.test_commits == [(topic, {0: 6})], "record 6 is not durable yet"
         in_flight.set_result(None)
-        await joiner.tick()  # settles and commits
+        await joiner.tick()  # settles; too soon to commit again
+        assert joiner.test_commits == [(topic, {0: 6})]
+        joiner.test_clock.now_s += joiner.settings.commit_interval_s + 0.1
+        await joiner.tick()
         assert joiner.test_commits[-1] == (topic, {0: 7})
 
     asyncio.run(scenario())

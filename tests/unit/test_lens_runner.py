@@ -287,10 +287,14 @@ def test_the_tick_commits_what_completed_flushes_made_durable() -> None:
             await runner.on_event(stream, _event(0, offset, T0_S + 1 + offset))
         table.gate = asyncio.get_running_loop().create_future()
         await runner.flush(0)
+        runner.test_clock.now_s += runner.settings.commit_interval_s + 0.1
         await runner.tick({0}, {0: 3})
         assert runner.test_commits == [], "nothing is committed while the state is in flight"
         table.gate.set_result(None)
         await runner.settle()
+        await runner.tick({0}, {0: 3})
+        assert runner.test_commits == [], "at most one commit per LENSBRIDGE_COMMIT_INTERVAL_SECONDS"
+        runner.test_clock.now_s += runner.settings.commit_interval_s + 0.1
         await runner.tick({0}, {0: 3})
         assert runner.test_commits == [("requests", {0: 3})]
 
@@ -307,6 +311,7 @@ def test_a_restored_partition_commits_what_its_state_already_holds() -> None:
         runner.forget()  # a rebalance: the partition comes back from the table at offset 4
         runner.test_commits.clear()
         await runner.on_event(stream, _event(1, 2, T0_S + 1))  # re-read from an older commit
+        runner.test_clock.now_s += runner.settings.commit_interval_s + 0.1
         await runner.tick({1}, {1: 5})
         assert runner.test_commits == [("requests", {1: 5})]
 
