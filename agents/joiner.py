@@ -177,8 +177,9 @@ class JoinerRunner:
         """Ack what became durable, and repeat a seek that Faust's fetcher may have overwritten
         with the batch it was draining."""
         await self.ack_durable()
-        if self.clock() - self.committed_at_s >= self.settings.commit_interval_s:
-            self.committed_at_s = self.clock()
+        now_s = self.clock()
+        if now_s - self.committed_at_s >= self.settings.commit_interval_s:
+            self.committed_at_s = now_s
             await self.commit_durable()
         if self.last_seek and self.guard.seeking and self.clock() - self.last_seek[2] >= 1.0:
             topic, partition, _ = self.last_seek

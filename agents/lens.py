@@ -12,8 +12,8 @@ commits past an event whose effect could still be lost (at-least-once), and the
 offsets stored with the state skip what a restart hands out again (no double
 count). The group's committed offsets do not rest on Faust's ack bookkeeping
 alone: every `commit_interval_s` the timer commits each partition's durable
-position itself (`commit_durable`). The stream is iterated event by event with manual acks:
-`take()` would ack whole batches on failure (BRIEF section 5).
+position itself (`commit_durable`). The stream is iterated event by event with
+manual acks: `take()` would ack whole batches on failure (BRIEF section 5).
 """
 from __future__ import annotations
 
@@ -222,9 +222,8 @@ class LensRunner:
         stalled for good on partitions whose state held everything (a rolling restart left
         one 17,464 offsets behind; where Faust lost the acks was not pinned down). The
         state's own offsets are the truth, so they are committed too: the group's lag then
-        says what is really left to fold. Positions
-        learnt before the latest rebalance began are not committed: the partition may be
-        someone else's now."""
+        says what is really left to fold. Positions learnt before the latest rebalance began
+        are not committed: the partition may be someone else's now."""
         rebalances = self.rebalances()
         positions = {p: offset for p, (offset, known_at) in self.durable.items()
                      if known_at == rebalances and p in partitions}
