@@ -1,0 +1,128 @@
+"""How every Kafka client of the project connects, built from the settings in one place.
+
+Faust (`app/faust_app.py`), the worker's admin client (`app/topics.py`), `replay`, `alerts`,
+`simulate` and the bench all take their security options from `client_options`, so a
+secured cluster (SSL, SASL_PLAINTEXT, SASL_SSL with PLAIN or SCRAM) works for all of them.
+`explain_failure` turns a failed start into a sentence naming the setting to fix.
+"""
+from __future__ import annotations
+
+import asyncio
+import ssl
+from typing import Any
+
+from app.settings import Settings
+
+# aiokafka error names (aiokafka.errors) that mean "the broker refused these credentials".
+_AUTH_ERRORS = ("SaslAuthenticationFailed", "AuthenticationFailedError", "IllegalSaslStateError")
+_MECHANISM_ERRORS = ("UnsupportedSaslMechanismError", "AuthenticationMethodNotSupported")
+
+
+def ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    """The TLS context for SSL and SASL_SSL (None otherwise): the system's trusted CAs, or only
+    KAFKA_SSL_CAFILE when set; a client certificate when KAFKA_SSL_CERTFILE is set (mTLS).
+    Host names are always checked: the broker's certificate must name the host it is reached at."""
+    if not settings.security_protocol.endswith("SSL"):
+        return None
+    context = ssl.create_default_context(cafile=settings.ssl_cafile or None)
+    if settings.ssl_certfile:
+        context.load_cert_chain(settings.ssl_certfile, settings.ssl_keyfile or None)
+    return context
+
+
+def security_options(settings: Settings) -> dict[str, Any]:
+    """aiokafka's security keyword arguments (producer, consumer and admin client take the same)."""
+    protocol = settings.security_protocol
+    options: dict[str, Any] = {"security_protocol": protocol}
+    context = ssl_context(settings)
+    if context is not None:
+        options["ssl_context"] = context
+    if protocol.startswith("SASL"):
+        options.update(sasl_mechanism=settings.sasl_mechanism, sasl_plain_username=settings.sasl_username,
+                       sasl_plain_password=settings.sasl_password)
+    return options
+
+
+def client_options(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for AIOKafkaProducer / AIOKafkaConsumer / AIOKafkaAdminClient."""
+    return {"bootstrap_servers": settings.bootstrap_servers, **security_options(settings)}
+
+
+def faust_credentials(settings: Settings) -> Any:
+    """Faust's `broker_credentials` for the same options (None for PLAINTEXT)."""
+    import faust  # only the worker needs Faust
+
+    protocol = settings.security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    if protocol.startswith("SASL"):
+        credentials = faust.SASLCredentials(username=settings.sasl_username, password=settings.sasl_password,
+                                            mechanism=settings.sasl_mechanism, ssl_context=ssl_context(settings))
+        return credentials
+    return faust.SSLCredentials(ssl_context(settings))
+
+
+def classify(exc: BaseException, settings: Settings) -> str | None:
+    """A sentence naming the setting behind a connection failure, or None when it is not about
+    security (then the broker is most likely unreachable)."""
+    name = type(exc).__name__
+    protocol = settings.security_protocol
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        where = f"KAFKA_SSL_CAFILE={settings.ssl_cafile}" if settings.ssl_cafile else \
+            "the system's trusted CAs (KAFKA_SSL_CAFILE is not set)"
+        return (f"the broker's TLS certificate is not trusted by {where}: {exc.verify_message or exc}. "
+                f"Point KAFKA_SSL_CAFILE at the PEM file of the CA that signed the broker's certificate "
+                f"(and reach the broker by a host name or IP its certificate names)")
+    if isinstance(exc, ssl.SSLError):
+        return (f"the TLS handshake failed ({exc}). Check KAFKA_SECURITY_PROTOCOL={protocol} against the "
+                f"listener at KAFKA_BOOTSTRAP_SERVERS={settings.bootstrap_servers} (SSL/SASL_SSL need a TLS "
+                f"listener), and KAFKA_SSL_CERTFILE/KAFKA_SSL_KEYFILE if the broker asks for a client certificate")
+    if name in _AUTH_ERRORS:
+        return (f"the broker refused the SASL login of KAFKA_SASL_USERNAME={settings.sasl_username!r} "
+                f"with KAFKA_SASL_MECHANISM={settings.sasl_mechanism} ({exc}). Check KAFKA_SASL_USERNAME and "
+                f"KAFKA_SASL_PASSWORD, and that the user exists for that mechanism")
+    if isinstance(exc, ConnectionResetError) or (name == "KafkaConnectionError" and str(exc).endswith(" closed")):
+        return (f"the broker accepted the connection, then closed it during the handshake: "
+                f"KAFKA_SECURITY_PROTOCOL={protocol} most likely does not match that listener (a TLS listener "
+                f"needs SSL or SASL_SSL, a SASL listener SASL_PLAINTEXT or SASL_SSL, a plain one PLAINTEXT)")
+    if name in _MECHANISM_ERRORS:
+        return (f"the broker does not accept KAFKA_SASL_MECHANISM={settings.sasl_mechanism} ({exc}). "
+                f"Set KAFKA_SASL_MECHANISM to one the listener enables (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)")
+    return None
+
+
+async def diagnose(settings: Settings, timeout_s: float = 10.0) -> str | None:
+    """Opens one connection to each bootstrap server with the configured security and returns
+    the first security failure explained (None if none is about security). aiokafka's own
+    bootstrap logs the cause and raises a bare "Unable to bootstrap", so the cause is re-read here."""
+    from aiokafka.conn import create_conn
+
+    options = security_options(settings)
+    for server in settings.bootstrap_servers.split(","):
+        host, _, port = server.strip().rpartition(":")
+        if not host or not port.isdigit():
+            continue
+        try:
+            conn = await asyncio.wait_for(create_conn(host.strip("[]"), int(port), **options), timeout_s)
+        except Exception as exc:  # every failure is a candidate cause
+            message = classify(exc, settings)
+            if message:
+                return message
+            continue
+        conn.close()
+    return None
+
+
+def explain_failure(exc: BaseException, settings: Settings) -> str:
+    """What a person reads when the worker cannot start talking to Kafka."""
+    message = classify(exc, settings)
+    if message is None:
+        try:
+            message = asyncio.run(diagnose(settings))
+        except Exception:  # the diagnosis is best effort; the original error is still reported
+            message = None
+    if message:
+        return f"cannot use Kafka at KAFKA_BOOTSTRAP_SERVERS={settings.bootstrap_servers}: {message}"
+    return (f"cannot reach Kafka at KAFKA_BOOTSTRAP_SERVERS={settings.bootstrap_servers} "
+            f"(KAFKA_SECURITY_PROTOCOL={settings.security_protocol}): {exc!r}. Start a broker (make kafka) "
+            f"or point KAFKA_BOOTSTRAP_SERVERS at one")
