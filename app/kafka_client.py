@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import struct
 from typing import Any
 
 from app.settings import Settings
@@ -73,6 +74,14 @@ def classify(exc: BaseException, settings: Settings) -> str | None:
         return (f"the broker's TLS certificate is not trusted by {where}: {exc.verify_message or exc}. "
                 f"Point KAFKA_SSL_CAFILE at the PEM file of the CA that signed the broker's certificate "
                 f"(and reach the broker by a host name or IP its certificate names)")
+    if isinstance(exc, ssl.SSLError) and _client_certificate_refused(exc):
+        reason = getattr(exc, "reason", None) or exc
+        if settings.ssl_certfile:
+            return (f"the broker refused the client certificate KAFKA_SSL_CERTFILE={settings.ssl_certfile} "
+                    f"({reason}). Use a certificate signed by a CA the broker trusts, with its key "
+                    f"in KAFKA_SSL_KEYFILE")
+        return (f"the broker requires a client certificate (mTLS) and none is set ({reason}). "
+                f"Set KAFKA_SSL_CERTFILE and KAFKA_SSL_KEYFILE to the PEM files of one the broker trusts")
     if isinstance(exc, ssl.SSLError):
         return (f"the TLS handshake failed ({exc}). Check KAFKA_SECURITY_PROTOCOL={protocol} against the "
                 f"listener at KAFKA_BOOTSTRAP_SERVERS={settings.bootstrap_servers} (SSL/SASL_SSL need a TLS "
@@ -81,7 +90,7 @@ def classify(exc: BaseException, settings: Settings) -> str | None:
         return (f"the broker refused the SASL login of KAFKA_SASL_USERNAME={settings.sasl_username!r} "
                 f"with KAFKA_SASL_MECHANISM={settings.sasl_mechanism} ({exc}). Check KAFKA_SASL_USERNAME and "
                 f"KAFKA_SASL_PASSWORD, and that the user exists for that mechanism")
-    if isinstance(exc, ConnectionResetError) or (name == "KafkaConnectionError" and str(exc).endswith(" closed")):
+    if _closed(exc):
         return (f"the broker accepted the connection, then closed it during the handshake: "
                 f"KAFKA_SECURITY_PROTOCOL={protocol} most likely does not match that listener (a TLS listener "
                 f"needs SSL or SASL_SSL, a SASL listener SASL_PLAINTEXT or SASL_SSL, a plain one PLAINTEXT)")
@@ -91,25 +100,73 @@ def classify(exc: BaseException, settings: Settings) -> str | None:
     return None
 
 
+def _client_certificate_refused(exc: ssl.SSLError) -> bool:
+    """The broker's TLS alert about our certificate (bad, missing, unknown CA), not our check of its."""
+    text = str(exc).upper()
+    return "ALERT" in text and ("CERTIFICATE" in text or "UNKNOWN_CA" in text)
+
+
+def _closed(exc: BaseException) -> bool:
+    return isinstance(exc, ConnectionResetError) or (
+        type(exc).__name__ == "KafkaConnectionError" and str(exc).endswith(" closed"))
+
+
+async def _client_certificate_alert(host: str, port: int, settings: Settings,
+                                    timeout_s: float) -> ssl.SSLError | None:
+    """The broker's TLS alert refusing our client certificate, if that is why it closed the
+    connection (aiokafka only says "closed"). TLS 1.2 first: there the alert ends the handshake
+    itself; in TLS 1.3 it comes after the handshake, and a read may see it or just the close."""
+    for tls12 in (True, False):
+        context = ssl_context(settings)
+        if tls12:
+            context.maximum_version = ssl.TLSVersion.TLSv1_2
+        exc = await _tls_probe(host, port, context, timeout_s)
+        if isinstance(exc, ssl.SSLError) and _client_certificate_refused(exc):
+            return exc
+    return None
+
+
+async def _tls_probe(host: str, port: int, context: ssl.SSLContext, timeout_s: float) -> BaseException | None:
+    """One ApiVersions request over TLS, read by hand; returns what failed, if anything."""
+    request = struct.pack(">hhih", 18, 0, 1, 5) + b"probe"  # ApiVersions v0, correlation id 1
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port, ssl=context), timeout_s)
+        try:
+            writer.write(struct.pack(">i", len(request)) + request)
+            await writer.drain()
+            await asyncio.wait_for(reader.readexactly(4), timeout_s)
+        finally:
+            writer.close()
+    except Exception as exc:  # the alert is the answer
+        return exc
+    return None
+
+
 async def diagnose(settings: Settings, timeout_s: float = 10.0) -> str | None:
     """Opens one connection to each bootstrap server with the configured security and returns
     the first security failure explained (None if none is about security). aiokafka's own
     bootstrap logs the cause and raises a bare "Unable to bootstrap", so the cause is re-read here."""
     from aiokafka.conn import create_conn
+    from aiokafka.protocol.metadata import MetadataRequest
 
     options = security_options(settings)
     for server in settings.bootstrap_servers.split(","):
         host, _, port = server.strip().rpartition(":")
         if not host or not port.isdigit():
             continue
-        try:
-            conn = await asyncio.wait_for(create_conn(host.strip("[]"), int(port), **options), timeout_s)
+        host, conn = host.strip("[]"), None
+        try:  # connect (TLS, SASL), then the first request: a SASL listener refuses it without a login
+            conn = await asyncio.wait_for(create_conn(host, int(port), **options), timeout_s)
+            await asyncio.wait_for(conn.send(MetadataRequest([])), timeout_s)
         except Exception as exc:  # every failure is a candidate cause
+            if _closed(exc) and "ssl_context" in options:
+                exc = await _client_certificate_alert(host, int(port), settings, timeout_s) or exc
             message = classify(exc, settings)
             if message:
                 return message
-            continue
-        conn.close()
+        finally:
+            if conn is not None:
+                conn.close()
     return None
 
 

@@ -5,14 +5,20 @@ SASL_ADMIN_USER=admin
 SASL_ADMIN_PASSWORD="${KAFKA_SASL_ADMIN_PASSWORD:-admin-secret}"
 SASL_CLIENT_USER=lensbridge
 SASL_CLIENT_PASSWORD="${KAFKA_SASL_CLIENT_PASSWORD:-lensbridge-secret}"
+MTLS_PORT="${KAFKA_MTLS_PORT:-19097}"  # an SSL listener that requires a client certificate
 TLS_DIR="$RUN_DIR/tls"
 TLS_STORE_PASSWORD=lensbridge-test-store
 CLIENT_ENV="$RUN_DIR/client.env"
+MTLS_ENV="$RUN_DIR/mtls.env"
 
-# A CA and a broker certificate signed by it (SAN IP:127.0.0.1, DNS:localhost), packed as a
-# PKCS12 keystore for the broker. Made once; a missing or unreadable file means remake all.
+tls_listeners() { echo ",SASL_SSL://$KAFKA_HOST:$SASL_SSL_PORT,SSL://$KAFKA_HOST:$MTLS_PORT"; }
+tls_protocols() { echo ",SASL_SSL:SASL_SSL,SSL:SSL"; }
+
+# A CA, a broker certificate signed by it (SAN IP:127.0.0.1, DNS:localhost; packed as a
+# PKCS12 keystore for the broker) and a client certificate for the mTLS listener. Made once;
+# a missing or expiring file means remake all.
 tls_make_certs() {
-  if [[ -s "$TLS_DIR/ca.pem" && -s "$TLS_DIR/broker.p12" ]] \
+  if [[ -s "$TLS_DIR/ca.pem" && -s "$TLS_DIR/broker.p12" && -s "$TLS_DIR/client.pem" ]] \
       && openssl x509 -checkend 86400 -noout -in "$TLS_DIR/ca.pem" >/dev/null 2>&1; then
     say "TLS: reusing CA and broker certificate in ${TLS_DIR#$ROOT/}"; return
   fi
@@ -29,6 +35,11 @@ tls_make_certs() {
       >"$TLS_DIR/broker.ext"
     openssl x509 -req -in "$TLS_DIR/broker.csr" -CA "$TLS_DIR/ca.pem" -CAkey "$TLS_DIR/ca.key" \
       -CAcreateserial -days 825 -extfile "$TLS_DIR/broker.ext" -out "$TLS_DIR/broker.pem"
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=lensbridge-client" \
+      -keyout "$TLS_DIR/client.key" -out "$TLS_DIR/client.csr"
+    printf 'extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n' >"$TLS_DIR/client.ext"
+    openssl x509 -req -in "$TLS_DIR/client.csr" -CA "$TLS_DIR/ca.pem" -CAkey "$TLS_DIR/ca.key" \
+      -CAcreateserial -days 825 -extfile "$TLS_DIR/client.ext" -out "$TLS_DIR/client.pem"
     openssl pkcs12 -export -name broker -in "$TLS_DIR/broker.pem" -inkey "$TLS_DIR/broker.key" \
       -certfile "$TLS_DIR/ca.pem" -passout "pass:$TLS_STORE_PASSWORD" -out "$TLS_DIR/broker.p12"
   } >"$log" 2>&1 || { cat "$log" >&2; die "openssl could not make the test certificates (see above)"; }
@@ -45,6 +56,10 @@ ssl.keystore.location=$TLS_DIR/broker.p12
 ssl.keystore.password=$TLS_STORE_PASSWORD
 ssl.key.password=$TLS_STORE_PASSWORD
 ssl.client.auth=none
+# The SSL listener on $MTLS_PORT requires a client certificate signed by the test CA (mTLS).
+ssl.truststore.type=PEM
+ssl.truststore.location=$TLS_DIR/ca.pem
+listener.name.ssl.ssl.client.auth=required
 EOF
 }
 
@@ -66,5 +81,12 @@ KAFKA_SASL_MECHANISM=SCRAM-SHA-512
 KAFKA_SASL_USERNAME=$SASL_CLIENT_USER
 KAFKA_SASL_PASSWORD=$SASL_CLIENT_PASSWORD
 KAFKA_SSL_CAFILE=$TLS_DIR/ca.pem
+EOF
+  cat >"$MTLS_ENV" <<EOF
+KAFKA_BOOTSTRAP_SERVERS=$KAFKA_HOST:$MTLS_PORT
+KAFKA_SECURITY_PROTOCOL=SSL
+KAFKA_SSL_CAFILE=$TLS_DIR/ca.pem
+KAFKA_SSL_CERTFILE=$TLS_DIR/client.pem
+KAFKA_SSL_KEYFILE=$TLS_DIR/client.key
 EOF
 }

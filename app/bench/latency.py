@@ -117,7 +117,8 @@ def summarize_latencies(rows: list[dict]) -> dict:
 def measure_latency(kafka: dict, unique: str, work_dir: Path, speed: float, keep_topics: bool = False) -> dict:
     scenario = load_scenario(str(DEMO))
     window_s = scenario.window_s
-    env = worker_env(kafka["bootstrap_servers"], unique, work_dir / unique, **{**SETTINGS, "LENSBRIDGE_WINDOW_SECONDS": str(window_s)})
+    env = worker_env(kafka["bootstrap_servers"], unique, work_dir / unique,
+                     **{**SETTINGS, "LENSBRIDGE_WINDOW_SECONDS": str(window_s)})
     grace_s, lag = float(env["LENSBRIDGE_GRACE_SECONDS"]), 1
     span_s = scenario.duration_windows * window_s
     start = aligned_start(scenario, time.time() - span_s - 3 * window_s)

@@ -1,6 +1,7 @@
 """A secured cluster end to end: the worker, `replay` and `alerts` on a real SASL_SSL broker
 (SCRAM-SHA-512 over TLS with the test CA, scripts/kafka-sasl.sh), and the worker refusing to
-start, naming the setting, on a wrong password or an untrusted certificate."""
+start, naming the setting, on a wrong password or an untrusted certificate; the same broker's
+mTLS listener with and without a client certificate."""
 from __future__ import annotations
 
 import asyncio
@@ -34,10 +35,12 @@ def _scenario(tmp_path) -> tuple[dict, dict]:
             orjson.loads((tmp_path / "truth.json").read_bytes()))
 
 
-def _env(sasl_kafka: dict, unique: str, tmp_path, **overrides: str) -> dict[str, str]:
-    env = lens_env(sasl_kafka["KAFKA_BOOTSTRAP_SERVERS"], unique, tmp_path / "data", LENSBRIDGE_WINDOW_SECONDS="10",
+def _env(broker: dict, unique: str, tmp_path, **overrides: str | None) -> dict[str, str]:
+    """A worker's environment: the broker's client settings, then overrides (None: unset)."""
+    env = lens_env("", unique, tmp_path / "data", LENSBRIDGE_WINDOW_SECONDS="10",
                    LENSBRIDGE_GRACE_SECONDS="2", LENSBRIDGE_AVAILABILITY_SLICE_SECONDS="5")
-    env.update(sasl_kafka)
+    env = {k: v for k, v in env.items() if not k.startswith(("KAFKA_SECURITY", "KAFKA_SASL", "KAFKA_SSL"))}
+    env.update(broker)
     env.update(overrides)
     return {k: v for k, v in env.items() if v is not None}
 
@@ -93,17 +96,20 @@ def test_worker_replay_and_alerts_on_a_sasl_ssl_broker(sasl_kafka, unique, tmp_p
 
 def _other_ca(tmp_path) -> str:
     path = tmp_path / "other-ca.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=not the broker's CA",
-                    "-keyout", str(tmp_path / "other-ca.key"), "-out", str(path)],
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=not the broker's CA", "-keyout", str(tmp_path / "other-ca.key"), "-out", str(path)],
                    check=True, capture_output=True, timeout=60)
     return str(path)
 
 
 def _start_fails(env: dict, tmp_path) -> str:
+    """The worker's stderr; it must exit 2 at start, before Faust (a hang would be retries: 60 s guard)."""
     started = time.monotonic()
     done = subprocess.run([sys.executable, "-m", "app.cli", "worker"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2, f"exit {done.returncode} after {time.monotonic() - started:.0f}s:\n{done.stderr[-3000:]}"
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, \
+        f"exit {done.returncode} after {time.monotonic() - started:.0f}s:\n{done.stderr[-3000:]}"
+    assert "Starting" not in done.stderr, "Faust must not start"
     return done.stderr
 
 
@@ -122,3 +128,20 @@ def test_an_untrusted_certificate_stops_the_worker_naming_the_setting(sasl_kafka
     assert "KAFKA_SSL_CAFILE" in err and "not trusted" in err, err
     if ca:
         assert ca in err, err
+
+
+def test_a_client_certificate_opens_an_mtls_listener(mtls_kafka, unique, tmp_path):
+    env = _env({}, unique, tmp_path, **mtls_kafka)
+    worker = WorkerProcess(env, tmp_path / "worker.log").start()
+    try:
+        worker.wait_ready()  # topics checked and created, Faust's consumers and producer up, over mTLS
+        assert _alerts_cli(env) == []  # `lensbridge alerts` reads the (empty) alerts topic the same way
+    finally:
+        worker.stop()
+
+
+def test_a_missing_client_certificate_stops_the_worker_naming_the_setting(mtls_kafka, unique, tmp_path):
+    env = _env({}, unique, tmp_path, **{**mtls_kafka, "KAFKA_SSL_CERTFILE": None, "KAFKA_SSL_KEYFILE": None},
+               LENSBRIDGE_METRICS_PORT="0")
+    err = _start_fails(env, tmp_path)
+    assert "requires a client certificate" in err and "KAFKA_SSL_CERTFILE" in err, err

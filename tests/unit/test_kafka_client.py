@@ -126,3 +126,15 @@ def test_every_kafka_client_in_app_takes_the_shared_options():
             if not re.search(r"\*\*\(?(client_options\(|security|kafka\b)", args):
                 offenders.append(f"{path.relative_to(ROOT)}:{text.count(chr(10), 0, match.start()) + 1}")
     assert seen >= 6 and offenders == []
+
+
+def test_a_refused_client_certificate_names_the_certificate_settings():
+    alert = ssl.SSLError(1, "[SSL: SSLV3_ALERT_BAD_CERTIFICATE] sslv3 alert bad certificate (_ssl.c:2580)")
+    ssl_only = Settings(security_protocol="SSL")
+    text = classify(alert, ssl_only)
+    assert "requires a client certificate (mTLS) and none is set" in text
+    assert "KAFKA_SSL_CERTFILE and KAFKA_SSL_KEYFILE" in text
+    text = classify(alert, ssl_only.replace(ssl_certfile="/etc/lb/client.pem"))
+    assert "refused the client certificate KAFKA_SSL_CERTFILE=/etc/lb/client.pem" in text
+    unknown_ca = ssl.SSLError(1, "[SSL: TLSV1_ALERT_UNKNOWN_CA] tlsv1 alert unknown ca")
+    assert "client certificate" in classify(unknown_ca, ssl_only)
