@@ -94,6 +94,11 @@ def classify(exc: BaseException, settings: Settings) -> str | None:
         return (f"the broker accepted the connection, then closed it during the handshake: "
                 f"KAFKA_SECURITY_PROTOCOL={protocol} most likely does not match that listener (a TLS listener "
                 f"needs SSL or SASL_SSL, a SASL listener SASL_PLAINTEXT or SASL_SSL, a plain one PLAINTEXT)")
+    if name.endswith("AuthorizationFailedError"):
+        who = f"KAFKA_SASL_USERNAME={settings.sasl_username!r}" if protocol.startswith("SASL") else "this client"
+        return (f"the broker denied {who} an operation ({exc}). Grant it, in the cluster's ACLs, Describe and "
+                f"Create on the cluster and the topics, Read/Write on the topics and Read on the consumer group "
+                f"LENSBRIDGE_APP_ID={settings.app_id!r} (docs/DEPLOY.md), or create the topics by hand")
     if name in _MECHANISM_ERRORS:
         return (f"the broker does not accept KAFKA_SASL_MECHANISM={settings.sasl_mechanism} ({exc}). "
                 f"Set KAFKA_SASL_MECHANISM to one the listener enables (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)")

@@ -138,3 +138,10 @@ def test_a_refused_client_certificate_names_the_certificate_settings():
     assert "refused the client certificate KAFKA_SSL_CERTFILE=/etc/lb/client.pem" in text
     unknown_ca = ssl.SSLError(1, "[SSL: TLSV1_ALERT_UNKNOWN_CA] tlsv1 alert unknown ca")
     assert "client certificate" in classify(unknown_ca, ssl_only)
+
+
+def test_a_denied_operation_names_the_user_and_the_group():
+    from aiokafka.errors import ClusterAuthorizationFailedError
+
+    text = classify(ClusterAuthorizationFailedError(), SASL_SSL)
+    assert "denied KAFKA_SASL_USERNAME='lens'" in text and "LENSBRIDGE_APP_ID='lensbridge'" in text
