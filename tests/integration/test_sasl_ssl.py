@@ -145,3 +145,18 @@ def test_a_missing_client_certificate_stops_the_worker_naming_the_setting(mtls_k
                LENSBRIDGE_METRICS_PORT="0")
     err = _start_fails(env, tmp_path)
     assert "requires a client certificate" in err and "KAFKA_SSL_CERTFILE" in err, err
+
+
+def test_simulate_publishes_live_over_sasl_ssl(sasl_kafka, unique, tmp_path):
+    _scenario(tmp_path)  # writes scenario.json (19 windows of 10 s)
+    env = _env(sasl_kafka, unique, tmp_path)
+    done = subprocess.run([sys.executable, "-m", "app.cli", "simulate", "--scenario", str(tmp_path / "scenario.json"),
+                           "--speed", "1000", "--start", str(START_S)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    sent = int(done.stderr.rsplit("simulate: done, ", 1)[1].split()[0])
+    security = security_options(Settings.from_env(env))
+    got = sum(len(asyncio.run(kafka_helpers.consume_all(env["KAFKA_BOOTSTRAP_SERVERS"], env[topic], quiet_s=0.5,
+                                                        timeout_s=60, security=security)))
+              for topic in ("LENSBRIDGE_TOPIC_REQUESTS", "LENSBRIDGE_TOPIC_RUM"))
+    assert sent > 1000 and got == sent
