@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 import orjson
 
 from app.kafka_client import client_options, explain_failure
-from app.settings import Settings
+from app.settings import Settings, SettingsError
 
 _COLOURS = {"critical": "\033[1;31m", "warning": "\033[33m", "info": "\033[36m", "resolved": "\033[32m"}
 _RESET = "\033[0m"
@@ -37,7 +37,7 @@ def alerts_command(args: argparse.Namespace, settings: Settings) -> int:
         asyncio.run(_print_alerts(settings, args))
     except KeyboardInterrupt:
         return 130
-    except KafkaConnectionError as exc:
+    except (KafkaConnectionError, SettingsError) as exc:
         print(f"lensbridge alerts: {explain_failure(exc, settings)}", file=sys.stderr)
         return 2
     return 0

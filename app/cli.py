@@ -73,7 +73,7 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
     try:
         asyncio.run(replay(settings.bootstrap_servers, args.requests, args.rum, settings.topic_requests,
                            settings.topic_rum, args.rate, security=security_options(settings)))
-    except KafkaConnectionError as exc:
+    except (KafkaConnectionError, SettingsError) as exc:
         print(f"lensbridge replay: {explain_failure(exc, settings)}", file=sys.stderr)
         return 2
     return 0

@@ -12,7 +12,7 @@ import ssl
 import struct
 from typing import Any
 
-from app.settings import Settings
+from app.settings import Settings, SettingsError
 
 # aiokafka error names (aiokafka.errors) that mean "the broker refused these credentials".
 _AUTH_ERRORS = ("SaslAuthenticationFailed", "AuthenticationFailedError", "IllegalSaslStateError")
@@ -25,10 +25,27 @@ def ssl_context(settings: Settings) -> ssl.SSLContext | None:
     Host names are always checked: the broker's certificate must name the host it is reached at."""
     if not settings.security_protocol.endswith("SSL"):
         return None
-    context = ssl.create_default_context(cafile=settings.ssl_cafile or None)
+    try:
+        context = ssl.create_default_context(cafile=settings.ssl_cafile or None)
+    except ssl.SSLError as exc:
+        raise SettingsError(f"KAFKA_SSL_CAFILE={settings.ssl_cafile!r} holds no usable PEM certificate "
+                            f"({exc}); give the CA bundle in PEM") from None
     if settings.ssl_certfile:
-        context.load_cert_chain(settings.ssl_certfile, settings.ssl_keyfile or None)
+        try:  # an encrypted key would make OpenSSL prompt on the terminal: refuse instead
+            context.load_cert_chain(settings.ssl_certfile, settings.ssl_keyfile or None, password=_no_password)
+        except (ssl.SSLError, _EncryptedKey) as exc:
+            raise SettingsError(f"KAFKA_SSL_CERTFILE={settings.ssl_certfile!r} / KAFKA_SSL_KEYFILE="
+                                f"{settings.ssl_keyfile!r}: not a PEM certificate with its unencrypted private "
+                                f"key ({exc}); give both in PEM, the key without a passphrase") from None
     return context
+
+
+class _EncryptedKey(Exception):
+    pass
+
+
+def _no_password() -> str:
+    raise _EncryptedKey("the private key is encrypted")
 
 
 def security_options(settings: Settings) -> dict[str, Any]:
@@ -68,6 +85,8 @@ def classify(exc: BaseException, settings: Settings) -> str | None:
     security (then the broker is most likely unreachable)."""
     name = type(exc).__name__
     protocol = settings.security_protocol
+    if isinstance(exc, SettingsError):
+        return str(exc)
     if isinstance(exc, ssl.SSLCertVerificationError):
         where = f"KAFKA_SSL_CAFILE={settings.ssl_cafile}" if settings.ssl_cafile else \
             "the system's trusted CAs (KAFKA_SSL_CAFILE is not set)"

@@ -105,7 +105,7 @@ def _other_ca(tmp_path) -> str:
 def _start_fails(env: dict, tmp_path) -> str:
     """The worker's stderr; it must exit 2 at start, before Faust (a hang would be retries: 60 s guard)."""
     started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "app.cli", "worker"], cwd=ROOT, env=env,
+    done = subprocess.run([sys.executable, "-m", "app.cli", "worker"], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2, \
         f"exit {done.returncode} after {time.monotonic() - started:.0f}s:\n{done.stderr[-3000:]}"
@@ -145,6 +145,17 @@ def test_a_missing_client_certificate_stops_the_worker_naming_the_setting(mtls_k
                LENSBRIDGE_METRICS_PORT="0")
     err = _start_fails(env, tmp_path)
     assert "requires a client certificate" in err and "KAFKA_SSL_CERTFILE" in err, err
+
+
+def test_an_encrypted_client_key_stops_the_worker_without_a_prompt(mtls_kafka, unique, tmp_path):
+    key, cert = tmp_path / "enc.key", tmp_path / "enc.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-days", "1", "-subj", "/CN=enc",
+                    "-keyout", str(key), "-out", str(cert), "-passout", "pass:secret"],
+                   check=True, capture_output=True, timeout=60)
+    env = _env({}, unique, tmp_path, **{**mtls_kafka, "KAFKA_SSL_CERTFILE": str(cert), "KAFKA_SSL_KEYFILE": str(key)},
+               LENSBRIDGE_METRICS_PORT="0")
+    err = _start_fails(env, tmp_path)  # a prompt for the passphrase would hang until the guard
+    assert "KAFKA_SSL_KEYFILE" in err and "the private key is encrypted" in err, err
 
 
 def test_simulate_publishes_live_over_sasl_ssl(sasl_kafka, unique, tmp_path):
