@@ -19,7 +19,7 @@ KAFKA_DATA_DIR ?=
 KAFKA_BOOTSTRAP_SERVERS ?= 127.0.0.1:$(KAFKA_PORT)
 export KAFKA_PORT KAFKA_CONTROLLER_PORT KAFKA_DATA_DIR KAFKA_BOOTSTRAP_SERVERS
 
-.PHONY: help install kafka kafka-stop test test-unit run bench
+.PHONY: help install kafka kafka-stop kafka-sasl kafka-sasl-stop test test-unit run bench
 
 help: ## list the targets
 	@awk -F':.*## ' '/^[a-z-]+:.*## / { printf "  %-11s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
@@ -38,12 +38,19 @@ kafka: ## start the local Apache Kafka 4 broker (Maven jars, KRaft) on 127.0.0.1
 kafka-stop: ## stop the local broker started by `make kafka`
 	@scripts/kafka.sh stop
 
+kafka-sasl: ## start the second local broker, SASL_SSL (SCRAM-SHA-512, test CA) on 127.0.0.1:19094, for the secured-cluster tests
+	@scripts/kafka-sasl.sh start
+
+kafka-sasl-stop: ## stop the SASL_SSL broker started by `make kafka-sasl`
+	@scripts/kafka-sasl.sh stop
+
 test-unit: install ## unit tests only (no broker)
 	@scripts/install-tools.sh
 	$(PY) -m pytest tests/unit -q -rs
 
 # Fails when the integration tests did not run: none collected, or any skipped.
-test: install kafka ## unit + integration tests against the real broker; fails if integration tests were skipped
+# kafka-sasl: tests/integration/test_sasl_ssl.py runs against it (its fixture would start it too).
+test: install kafka kafka-sasl ## unit + integration tests against the real brokers; fails if integration tests were skipped
 	@scripts/install-tools.sh
 	@mkdir -p $(dir $(JUNIT))
 	$(PY) -m pytest tests/unit tests/integration -q -rs --junitxml=$(JUNIT)

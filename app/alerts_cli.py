@@ -8,7 +8,8 @@ from datetime import datetime, timezone
 
 import orjson
 
-from app.settings import Settings
+from app.kafka_client import client_options, explain_failure
+from app.settings import Settings, SettingsError
 
 _COLOURS = {"critical": "\033[1;31m", "warning": "\033[33m", "info": "\033[36m", "resolved": "\033[32m"}
 _RESET = "\033[0m"
@@ -30,18 +31,23 @@ def format_alert(alert: dict, colour: bool) -> str:
 
 
 def alerts_command(args: argparse.Namespace, settings: Settings) -> int:
+    from aiokafka.errors import KafkaConnectionError
+
     try:
         asyncio.run(_print_alerts(settings, args))
     except KeyboardInterrupt:
         return 130
+    except (KafkaConnectionError, SettingsError) as exc:
+        print(f"lensbridge alerts: {explain_failure(exc, settings)}", file=sys.stderr)
+        return 2
     return 0
 
 
 async def _print_alerts(settings: Settings, args: argparse.Namespace) -> None:
     from aiokafka import AIOKafkaConsumer
 
-    consumer = AIOKafkaConsumer(settings.topic_alerts, bootstrap_servers=settings.bootstrap_servers,
-                                group_id=None, enable_auto_commit=False,
+    consumer = AIOKafkaConsumer(settings.topic_alerts, **client_options(settings), group_id=None,
+                                enable_auto_commit=False,
                                 auto_offset_reset="earliest" if args.from_beginning else "latest")
     await consumer.start()
     colour = sys.stdout.isatty()

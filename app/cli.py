@@ -62,13 +62,20 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _replay(args: argparse.Namespace, settings: Settings) -> int:
+    from aiokafka.errors import KafkaConnectionError
+
+    from app.kafka_client import explain_failure, security_options
     from app.replay import replay
 
     if not args.requests and not args.rum:
         print("lensbridge replay: give --requests FILE and/or --rum FILE", file=sys.stderr)
         return 2
-    asyncio.run(replay(settings.bootstrap_servers, args.requests, args.rum, settings.topic_requests,
-                       settings.topic_rum, args.rate))
+    try:
+        asyncio.run(replay(settings.bootstrap_servers, args.requests, args.rum, settings.topic_requests,
+                           settings.topic_rum, args.rate, security=security_options(settings)))
+    except (KafkaConnectionError, SettingsError) as exc:
+        print(f"lensbridge replay: {explain_failure(exc, settings)}", file=sys.stderr)
+        return 2
     return 0
 
 

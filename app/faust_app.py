@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import ssl
 import time
 from typing import Any, Callable
 
@@ -21,6 +20,7 @@ from app import memory_store
 from app.lenses import lenses
 from app.metrics import Metrics
 from app.outbox import Outbox
+from app.kafka_client import faust_credentials
 from app.settings import Settings
 from app.store import TableStore
 
@@ -38,18 +38,10 @@ def broker_urls(bootstrap_servers: str) -> list[str]:
 
 
 def _security(settings: Settings) -> dict:
-    """Faust broker credentials for KAFKA_SECURITY_PROTOCOL (PLAINTEXT needs none)."""
-    protocol = settings.security_protocol
-    if protocol == "PLAINTEXT":
-        return {}
-    context = ssl.create_default_context(cafile=settings.ssl_cafile or None) \
-        if protocol.endswith("SSL") else None
-    if protocol.startswith("SASL"):
-        credentials = faust.SASLCredentials(username=settings.sasl_username, password=settings.sasl_password,
-                                            mechanism=settings.sasl_mechanism, ssl_context=context)
-    else:
-        credentials = faust.SSLCredentials(context)
-    return {"broker_credentials": credentials}
+    """Faust broker credentials for KAFKA_SECURITY_PROTOCOL (PLAINTEXT needs none): the same
+    options as every other client of the project (app/kafka_client.py)."""
+    credentials = faust_credentials(settings)
+    return {"broker_credentials": credentials} if credentials is not None else {}
 
 
 def build_app(settings: Settings, metrics: Metrics, clock: Callable[[], float] = time.time,

@@ -211,8 +211,9 @@ def _start_reader(paths: dict[str, str], loop: asyncio.AbstractEventLoop,
 
 async def replay(bootstrap: str, requests_path: str | None, rum_path: str | None,
                  requests_topic: str, rum_topic: str, rate_per_s: float | None,
-                 out: TextIO = sys.stderr) -> ReplayTotals:
-    """Publishes the files; returns once the broker acknowledged every message (acks=all)."""
+                 out: TextIO = sys.stderr, security: dict | None = None) -> ReplayTotals:
+    """Publishes the files; returns once the broker acknowledged every message (acks=all).
+    `security`: aiokafka's security options (app.kafka_client.security_options)."""
     from aiokafka import AIOKafkaProducer
 
     paths = {s: p for s, p in ((REQUESTS, requests_path), (RUM, rum_path)) if p}
@@ -230,7 +231,7 @@ async def replay(bootstrap: str, requests_path: str | None, rum_path: str | None
     started = time.monotonic()
 
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
-                                max_request_size=MAX_MESSAGE_BYTES)
+                                max_request_size=MAX_MESSAGE_BYTES, **(security or {}))
     await producer.start()
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue = asyncio.Queue(maxsize=8)

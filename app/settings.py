@@ -82,6 +82,8 @@ _ENV: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "sasl_username": ("KAFKA_SASL_USERNAME", _str),
     "sasl_password": ("KAFKA_SASL_PASSWORD", _str),
     "ssl_cafile": ("KAFKA_SSL_CAFILE", _str),
+    "ssl_certfile": ("KAFKA_SSL_CERTFILE", _str),
+    "ssl_keyfile": ("KAFKA_SSL_KEYFILE", _str),
     "partitions": ("LENSBRIDGE_PARTITIONS", lambda n, r: _int(n, r, 1)),
     "window_s": ("LENSBRIDGE_WINDOW_SECONDS", lambda n, r: _int(n, r, 1)),
     "grace_s": ("LENSBRIDGE_GRACE_SECONDS", lambda n, r: _float(n, r, 0.0)),
@@ -117,6 +119,7 @@ _ENV: dict[str, tuple[str, Callable[[str, str], object]]] = {
 
 
 _PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+_SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,8 @@ class Settings:
     sasl_username: str = ""
     sasl_password: str = dataclasses.field(default="", repr=False)
     ssl_cafile: str = ""
+    ssl_certfile: str = ""  # client certificate (PEM) for brokers that ask for one (mTLS)
+    ssl_keyfile: str = ""  # its private key (PEM); empty: in KAFKA_SSL_CERTFILE
     partitions: int = 4
     window_s: int = 60
     grace_s: float = 10.0
@@ -215,8 +220,16 @@ class Settings:
         if self.security_protocol.startswith("SASL") and not (self.sasl_username and self.sasl_password):
             raise SettingsError(f"KAFKA_SECURITY_PROTOCOL={self.security_protocol} needs KAFKA_SASL_USERNAME "
                                 "and KAFKA_SASL_PASSWORD")
-        if self.ssl_cafile and not os.path.isfile(self.ssl_cafile):
-            raise SettingsError(f"KAFKA_SSL_CAFILE={self.ssl_cafile!r} is not a readable file")
+        if self.security_protocol.startswith("SASL") and self.sasl_mechanism not in _SASL_MECHANISMS:
+            raise SettingsError(f"KAFKA_SASL_MECHANISM={self.sasl_mechanism!r} must be one of "
+                                f"{', '.join(_SASL_MECHANISMS)}")
+        for variable, path in (("KAFKA_SSL_CAFILE", self.ssl_cafile), ("KAFKA_SSL_CERTFILE", self.ssl_certfile),
+                               ("KAFKA_SSL_KEYFILE", self.ssl_keyfile)):
+            if path and not os.path.isfile(path):
+                raise SettingsError(f"{variable}={path!r} is not a readable file; give the path of a PEM file")
+        if self.ssl_keyfile and not self.ssl_certfile:
+            raise SettingsError("KAFKA_SSL_KEYFILE is set without KAFKA_SSL_CERTFILE; set both for a client "
+                                "certificate, or neither")
 
     def replace(self, **changes) -> "Settings":
         return dataclasses.replace(self, **changes)

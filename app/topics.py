@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from app.kafka_client import client_options
 from app.settings import Settings
 
 
@@ -42,7 +43,7 @@ def check_layout(wanted: dict[str, int], existing: dict[str, int], settings: Set
 
 async def ensure_topics(settings: Settings, client_kwargs: dict | None = None) -> list[str]:
     """Create the topics that do not exist yet; returns their names."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, **(client_kwargs or {}))
+    admin = AIOKafkaAdminClient(**{**client_options(settings), **(client_kwargs or {})})
     await admin.start()
     try:
         wanted = wanted_topics(settings)

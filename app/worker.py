@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry
 
 from agents.burns import load_slo_file
 from app.core.slo import SloConfigError
+from app.kafka_client import explain_failure
 from app.metrics import Metrics, serve
 from app.settings import Settings
 from app.topics import TopicLayoutError, ensure_topics
@@ -39,9 +40,8 @@ def run_worker(settings: Settings) -> int:
     except TopicLayoutError as exc:
         print(f"lensbridge worker: {exc}", file=sys.stderr)
         return 2
-    except Exception as exc:  # broker unreachable: say which setting points where
-        print(f"lensbridge worker: cannot reach Kafka at KAFKA_BOOTSTRAP_SERVERS={settings.bootstrap_servers}: "
-              f"{exc!r}. Start a broker (make kafka) or point KAFKA_BOOTSTRAP_SERVERS at one.", file=sys.stderr)
+    except Exception as exc:  # unreachable, untrusted or refused: say which setting to fix
+        print(f"lensbridge worker: {explain_failure(exc, settings)}", file=sys.stderr)
         return 2
     if created:
         log.info("created topics: %s", ", ".join(created))

@@ -113,26 +113,26 @@ def _log(msg: str) -> None:
     print(f"bench: {msg}", file=sys.stderr, flush=True)
 
 
-def _run_row(spec, ds, bootstrap: str, unique: str, work: Path, compression: int,
+def _run_row(spec, ds, kafka: dict, unique: str, work: Path, compression: int,
              keep: bool, profile_to: Path | None = None) -> dict:
     from app.bench.rows import run_baseline_row, run_lensbridge
 
     topic = {"single": ds.single, "array": ds.array, "ndjson": ds.ndjson}[spec.framing]
     total = ds.events if spec.framing == "single" else ds.batched_events
     if spec.kind == "lensbridge":
-        result = run_lensbridge(bootstrap, topic, total, unique, work, timeout_s=120 + total / 1000,
+        result = run_lensbridge(kafka, topic, total, unique, work, timeout_s=120 + total / 1000,
                                 profile_to=profile_to, keep_topics=keep)
         events_total = total
     else:
         events = spec.events_cap or total
-        result = run_baseline_row(spec, bootstrap, topic, events, unique, work,
+        result = run_baseline_row(spec, kafka, topic, events, unique, work,
                                   timeout_s=120 + events * spec.passes / 500, compression=compression,
                                   keep_topics=keep)
         events_total = events * spec.passes
     return {**result.to_json(), "events_total": events_total}
 
 
-def run_rows(cfg: dict, ds, bootstrap: str, prefix: str, work: Path, compression: int, keep: bool) -> dict:
+def run_rows(cfg: dict, ds, kafka: dict, prefix: str, work: Path, compression: int, keep: bool) -> dict:
     quix_ok = importlib.util.find_spec("quixstreams") is not None
     specs = _specs(cfg)
     rows: dict[str, dict] = {s.key: {"label": s.label, "framing": s.framing, "runs": [],
@@ -148,7 +148,7 @@ def run_rows(cfg: dict, ds, bootstrap: str, prefix: str, work: Path, compression
                 continue
             unique = f"{prefix}-r{round_no}-{spec.key}"
             try:
-                run = _run_row(spec, ds, bootstrap, unique, work, compression, keep)
+                run = _run_row(spec, ds, kafka, unique, work, compression, keep)
             except Exception as exc:  # one broken row must not lose the others
                 _log(f"row {spec.key} run {round_no + 1} failed: {exc}")
                 run = {"error": str(exc)[:500]}
@@ -182,7 +182,7 @@ def run_memory(cfg: dict, work: Path) -> dict:
     return {"per_slot": per_slot, "accuracy": digest_accuracy()}
 
 
-def run_profiles(ds, bootstrap: str, prefix: str, work: Path, out_dir: Path, keep: bool) -> dict:
+def run_profiles(ds, kafka: dict, prefix: str, work: Path, out_dir: Path, keep: bool) -> dict:
     from app.bench.profile import format_profile, summarize_file
     from app.bench.rows import run_lensbridge
 
@@ -192,7 +192,7 @@ def run_profiles(ds, bootstrap: str, prefix: str, work: Path, out_dir: Path, kee
         raw = out_dir / f"profile-row{key}.txt"
         if shutil.which("py-spy", path=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}") is None:
             return {"error": "py-spy is not installed (pip install py-spy)"}
-        result = run_lensbridge(bootstrap, topic, total, f"{prefix}-prof-{key}", work, 120 + total / 1000,
+        result = run_lensbridge(kafka, topic, total, f"{prefix}-prof-{key}", work, 120 + total / 1000,
                                 profile_to=raw, keep_topics=keep)
         summary = summarize_file(raw, top=20)
         profiles[key] = {"raw_file": str(raw), "events_per_s_while_profiled": round(result.events_per_s),
@@ -205,18 +205,19 @@ def bench_command(args: argparse.Namespace, settings) -> int:
     import orjson
 
     from app.bench import kafka_admin
+    from app.kafka_client import client_options, explain_failure
 
     cfg = _config(args)
+    kafka = client_options(settings)  # every bench client connects like the worker (app/kafka_client.py)
     bootstrap = settings.bootstrap_servers
     started = time.time()
     stamp = dt.datetime.fromtimestamp(started, dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     out_dir = kafka_admin.ROOT / args.out if not os.path.isabs(args.out) else Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
-        asyncio.run(kafka_admin.list_topics(bootstrap))
+        asyncio.run(kafka_admin.list_topics(kafka))
     except Exception as exc:
-        print(f"lensbridge bench: cannot reach Kafka at KAFKA_BOOTSTRAP_SERVERS={bootstrap}: {exc!r}; "
-              f"start one with `make kafka`", file=sys.stderr)
+        print(f"lensbridge bench: {explain_failure(exc, settings)}", file=sys.stderr)
         return 2
     results: dict = {"schema_version": 1, "started_at": dt.datetime.fromtimestamp(started, dt.timezone.utc)
                      .isoformat(timespec="seconds"), "machine": machine_info(), "config": cfg,
@@ -229,26 +230,26 @@ def bench_command(args: argparse.Namespace, settings) -> int:
         t = time.monotonic()
         from app.bench.data import build_dataset
 
-        ds = asyncio.run(build_dataset(bootstrap, prefix, cfg["events"], cfg["batched_events"], cfg["batch"]))
+        ds = asyncio.run(build_dataset(kafka, prefix, cfg["events"], cfg["batched_events"], cfg["batch"]))
         results["dataset"] = {"topics": ds.topics(), "events": ds.events, "batched_events": ds.batched_events,
                               "batch": ds.batch, "bytes_per_event": round(ds.single_bytes / ds.events, 1),
                               "event_time_span_s": round(ds.last_ts_s - ds.first_ts_s),
                               "source": "scenarios/two_hours.json (request rate scaled), keyed by service"}
         _log(f"data: {ds.events:,} single + 2 x {ds.batched_events:,} batched events in {time.monotonic() - t:.1f} s")
         if cfg["rows"]:
-            results["rows"] = run_rows(cfg, ds, bootstrap, prefix, work, settings.digest_compression,
+            results["rows"] = run_rows(cfg, ds, kafka, prefix, work, settings.digest_compression,
                                        args.keep_topics)
             results["ratios"] = report.ratios({k: {"runs": [r if "error" not in r else {"events_per_s": None}
                                                             for r in v["runs"]]}
                                                for k, v in results["rows"].items()})
         if cfg["profile"]:
-            results["profiles"] = run_profiles(ds, bootstrap, prefix, work, out_dir, args.keep_topics)
+            results["profiles"] = run_profiles(ds, kafka, prefix, work, out_dir, args.keep_topics)
         if "latency" not in cfg["skip"]:
             from app.bench.latency import measure_latency
 
             _log(f"alert latency: demo scenario live at {cfg['latency_speed']}x")
             try:
-                results["latency"] = measure_latency(bootstrap, f"{prefix}-lat", work, cfg["latency_speed"],
+                results["latency"] = measure_latency(kafka, f"{prefix}-lat", work, cfg["latency_speed"],
                                                      args.keep_topics)
             except Exception as exc:
                 results["latency"] = {"error": str(exc)[:500]}
@@ -256,8 +257,8 @@ def bench_command(args: argparse.Namespace, settings) -> int:
             results["memory"] = run_memory(cfg, work)
     finally:
         if not args.keep_topics:  # every topic of this bench run has the prefix in its name
-            leftovers = [t for t in asyncio.run(kafka_admin.list_topics(bootstrap)) if prefix in t]
-            asyncio.run(kafka_admin.delete_topics(bootstrap, leftovers))
+            leftovers = [t for t in asyncio.run(kafka_admin.list_topics(kafka)) if prefix in t]
+            asyncio.run(kafka_admin.delete_topics(kafka, leftovers))
     results["machine"]["load_end"] = _load()
     results["duration_s"] = round(time.time() - started, 1)
     results["targets"] = report.evaluate_targets(results)

@@ -69,8 +69,8 @@ def frame_batches(encoded: list[bytes], batch: int, framing: str) -> list[bytes]
     return out
 
 
-async def _produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes, int | None]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=20,
+async def _produce(kafka: dict, topic: str, messages: list[tuple[bytes | None, bytes, int | None]]) -> None:
+    producer = AIOKafkaProducer(**kafka, acks=1, linger_ms=20,
                                 max_batch_size=1 << 20, max_request_size=8 << 20)
     await producer.start()
     try:
@@ -82,7 +82,7 @@ async def _produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None
         await producer.stop()
 
 
-async def build_dataset(bootstrap: str, prefix: str, events: int, batched_events: int,
+async def build_dataset(kafka: dict, prefix: str, events: int, batched_events: int,
                         batch: int = 100, partitions: int = 4) -> Dataset:
     total = max(events, batched_events)
     requests = request_events(total)
@@ -91,10 +91,10 @@ async def build_dataset(bootstrap: str, prefix: str, events: int, batched_events
                  events=events, batched_events=batched_events, batch=batch,
                  single_bytes=sum(len(b) for b in encoded[:events]),
                  first_ts_s=requests[0]["ts"], last_ts_s=requests[total - 1]["ts"])
-    await create_topics(bootstrap, ds.topics(), partitions)
+    await create_topics(kafka, ds.topics(), partitions)
     single = [(requests[i]["service"].encode(), encoded[i], None) for i in range(events)]
-    await _produce(bootstrap, ds.single, single)
+    await _produce(kafka, ds.single, single)
     for framing, topic in (("array", ds.array), ("ndjson", ds.ndjson)):
         messages = frame_batches(encoded[:batched_events], batch, framing)
-        await _produce(bootstrap, topic, [(None, m, i % partitions) for i, m in enumerate(messages)])
+        await _produce(kafka, topic, [(None, m, i % partitions) for i, m in enumerate(messages)])
     return ds

@@ -14,9 +14,9 @@ TOPIC_ALREADY_EXISTS = 36
 ROOT = Path(__file__).resolve().parents[2]
 
 
-async def create_topics(bootstrap: str, names: Iterable[str], partitions: int = 4) -> None:
+async def create_topics(kafka: dict, names: Iterable[str], partitions: int = 4) -> None:
     names = list(names)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**kafka)
     await admin.start()
     try:
         response = await admin.create_topics([NewTopic(n, partitions, 1) for n in names])
@@ -35,8 +35,8 @@ async def create_topics(bootstrap: str, names: Iterable[str], partitions: int = 
         await admin.close()
 
 
-async def list_topics(bootstrap: str) -> list[str]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+async def list_topics(kafka: dict) -> list[str]:
+    admin = AIOKafkaAdminClient(**kafka)
     await admin.start()
     try:
         return await admin.list_topics()
@@ -44,11 +44,11 @@ async def list_topics(bootstrap: str) -> list[str]:
         await admin.close()
 
 
-async def delete_topics(bootstrap: str, names: Iterable[str]) -> None:
+async def delete_topics(kafka: dict, names: Iterable[str]) -> None:
     names = [n for n in names if n]
     if not names:
         return
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**kafka)
     await admin.start()
     try:
         present = set(await admin.list_topics())
@@ -59,8 +59,8 @@ async def delete_topics(bootstrap: str, names: Iterable[str]) -> None:
         await admin.close()
 
 
-async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+async def end_offsets(kafka: dict, topic: str) -> dict[int, int]:
+    consumer = AIOKafkaConsumer(**kafka, group_id=None, enable_auto_commit=False)
     await consumer.start()
     try:
         parts = consumer.partitions_for_topic(topic) or set()
@@ -74,9 +74,9 @@ async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
         await consumer.stop()
 
 
-async def read_all(bootstrap: str, topic: str, timeout_s: float = 60.0) -> list:
+async def read_all(kafka: dict, topic: str, timeout_s: float = 60.0) -> list:
     """Every record of `topic` up to its current end (ConsumerRecords: key, value, timestamp...)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+    consumer = AIOKafkaConsumer(**kafka, group_id=None, enable_auto_commit=False,
                                 auto_offset_reset="earliest")
     await consumer.start()
     try:
@@ -127,7 +127,7 @@ def topic_disk_bytes(topic: str, data_dir: Path | None = None) -> int | None:
     return total if found else None
 
 
-async def payload_bytes(bootstrap: str, topic: str) -> tuple[int, int]:
+async def payload_bytes(kafka: dict, topic: str) -> tuple[int, int]:
     """(records, key + value bytes) of a topic, read from the broker."""
-    records = await read_all(bootstrap, topic, timeout_s=300)
+    records = await read_all(kafka, topic, timeout_s=300)
     return len(records), sum(len(r.key or b"") + len(r.value or b"") for r in records)

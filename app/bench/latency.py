@@ -38,8 +38,8 @@ SETTINGS = {"LENSBRIDGE_WINDOW_SECONDS": "10", "LENSBRIDGE_GRACE_SECONDS": "2", 
 KEY_FIELDS = {"requests": "service", "rum": "cohort"}
 
 
-async def _publish(bootstrap: str, topics: dict[str, str], scenario, speed: float, start_s: int) -> dict:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks=1)
+async def _publish(kafka: dict, topics: dict[str, str], scenario, speed: float, start_s: int) -> dict:
+    producer = AIOKafkaProducer(**kafka, linger_ms=5, acks=1)
     await producer.start()
     first_call: list[float] = []
 
@@ -114,10 +114,11 @@ def summarize_latencies(rows: list[dict]) -> dict:
     }
 
 
-def measure_latency(bootstrap: str, unique: str, work_dir: Path, speed: float, keep_topics: bool = False) -> dict:
+def measure_latency(kafka: dict, unique: str, work_dir: Path, speed: float, keep_topics: bool = False) -> dict:
     scenario = load_scenario(str(DEMO))
     window_s = scenario.window_s
-    env = worker_env(bootstrap, unique, work_dir / unique, **{**SETTINGS, "LENSBRIDGE_WINDOW_SECONDS": str(window_s)})
+    env = worker_env(kafka["bootstrap_servers"], unique, work_dir / unique,
+                     **{**SETTINGS, "LENSBRIDGE_WINDOW_SECONDS": str(window_s)})
     grace_s, lag = float(env["LENSBRIDGE_GRACE_SECONDS"]), 1
     span_s = scenario.duration_windows * window_s
     start = aligned_start(scenario, time.time() - span_s - 3 * window_s)
@@ -125,7 +126,7 @@ def measure_latency(bootstrap: str, unique: str, work_dir: Path, speed: float, k
     try:
         worker.wait_ready()
         topics = {"requests": env["LENSBRIDGE_TOPIC_REQUESTS"], "rum": env["LENSBRIDGE_TOPIC_RUM"]}
-        published = asyncio.run(_publish(bootstrap, topics, scenario, speed, start))
+        published = asyncio.run(_publish(kafka, topics, scenario, speed, start))
         # The last windows close by the end-of-stream idle rule: idle_s, then event time follows the clock.
         tail_s = float(env["LENSBRIDGE_IDLE_SECONDS"]) + 3 * window_s + grace_s + 5
         deadline = time.monotonic() + tail_s
@@ -135,14 +136,14 @@ def measure_latency(bootstrap: str, unique: str, work_dir: Path, speed: float, k
     finally:
         worker.stop()
     alerts = [(r.timestamp, orjson.loads(r.value))
-              for r in asyncio.run(kafka_admin.read_all(bootstrap, env["LENSBRIDGE_TOPIC_ALERTS"]))]
+              for r in asyncio.run(kafka_admin.read_all(kafka, env["LENSBRIDGE_TOPIC_ALERTS"]))]
     watermarks = []
-    for r in asyncio.run(kafka_admin.read_all(bootstrap, env["LENSBRIDGE_TOPIC_SUMMARIES"], timeout_s=120)):
+    for r in asyncio.run(kafka_admin.read_all(kafka, env["LENSBRIDGE_TOPIC_SUMMARIES"], timeout_s=120)):
         value = orjson.loads(r.value)
         if value.get("type") == "watermark":
             watermarks.append((r.timestamp, value))
     if not keep_topics:
-        asyncio.run(kafka_admin.delete_topics(bootstrap, worker_topics(env) + list(topics.values())))
+        asyncio.run(kafka_admin.delete_topics(kafka, worker_topics(env) + list(topics.values())))
     alerts.sort(key=lambda pair: pair[0])
     rows = alert_latencies(alerts, watermarks, wall0=published["wall0"], start_s=start, speed=speed,
                            window_s=window_s, grace_s=grace_s, lag_windows=lag, last_ts_s=start + span_s)

@@ -85,9 +85,9 @@ def _venv_path() -> str:
     return f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"
 
 
-def run_lensbridge(bootstrap: str, topic: str, events: int, unique: str, work_dir: Path,
+def run_lensbridge(kafka: dict, topic: str, events: int, unique: str, work_dir: Path,
                    timeout_s: float, profile_to: Path | None = None, keep_topics: bool = False) -> RunResult:
-    env = worker_env(bootstrap, unique, work_dir / unique, LENSBRIDGE_TOPIC_REQUESTS=topic)
+    env = worker_env(kafka["bootstrap_servers"], unique, work_dir / unique, LENSBRIDGE_TOPIC_REQUESTS=topic)
     worker = Worker(env, work_dir / f"{unique}.log").start()
     profiler = None
     try:
@@ -123,7 +123,7 @@ def run_lensbridge(bootstrap: str, topic: str, events: int, unique: str, work_di
     cl_bytes = _disk_bytes(changelogs)
     summaries = kafka_admin.topic_disk_bytes(env["LENSBRIDGE_TOPIC_SUMMARIES"])
     if not keep_topics:
-        asyncio.run(kafka_admin.delete_topics(bootstrap, worker_topics(env)))
+        asyncio.run(kafka_admin.delete_topics(kafka, worker_topics(env)))
     return RunResult(int(events - n0), t1 - t0, cpu1 - cpu0, peak, cl_bytes,
                      extra={"rss_first_bytes": rss_samples[0], "rss_last_bytes": rss_samples[-1],
                             "rss_max_sampled_bytes": max(rss_samples), "summaries_bytes": summaries,
@@ -137,9 +137,9 @@ def _next_poll_s(t0: float | None, n0: float | None, now: float, seen: float, ev
     return SLOW_POLL_S if (events - seen) / rate > 2.0 else POLL_S
 
 
-def run_baseline_row(spec: RowSpec, bootstrap: str, topic: str, events: int, unique: str,
+def run_baseline_row(spec: RowSpec, kafka: dict, topic: str, events: int, unique: str,
                      work_dir: Path, timeout_s: float, compression: int, keep_topics: bool = False) -> RunResult:
-    args = ["--bootstrap", bootstrap, "--topic", topic, "--events", str(events), "--group", unique,
+    args = ["--bootstrap", kafka["bootstrap_servers"], "--topic", topic, "--events", str(events), "--group", unique,
             "--data-dir", str(work_dir / unique), "--compression", str(compression)]
     if spec.kind.endswith("aiokafka_ceiling"):
         args += ["--framing", spec.framing, "--passes", str(spec.passes)]
@@ -150,12 +150,12 @@ def run_baseline_row(spec: RowSpec, bootstrap: str, topic: str, events: int, uni
     if out.get("changelog_topic"):
         changelogs = [out["changelog_topic"]]
     elif out.get("changelog_prefix"):
-        changelogs = [t for t in asyncio.run(kafka_admin.list_topics(bootstrap))
+        changelogs = [t for t in asyncio.run(kafka_admin.list_topics(kafka))
                       if t.startswith(out["changelog_prefix"])]
     cl_bytes = _disk_bytes(changelogs) if changelogs else None
     if not keep_topics:
-        doomed = [t for t in asyncio.run(kafka_admin.list_topics(bootstrap)) if unique in t]
-        asyncio.run(kafka_admin.delete_topics(bootstrap, doomed))
+        doomed = [t for t in asyncio.run(kafka_admin.list_topics(kafka)) if unique in t]
+        asyncio.run(kafka_admin.delete_topics(kafka, doomed))
     extra = {k: v for k, v in out.items() if k not in ("events", "timed_events", "elapsed_s", "cpu_s",
                                                          "peak_rss_bytes", "changelog_topic", "changelog_prefix")}
     return RunResult(out["timed_events"], out["elapsed_s"], out["cpu_s"], out["peak_rss_bytes"], cl_bytes,

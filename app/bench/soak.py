@@ -24,6 +24,7 @@ from app.bench import kafka_admin
 from app.bench.latency import _publish
 from app.bench.procs import Worker, rss_bytes, worker_env, worker_topics
 from app.bench.stats import percentile
+from app.kafka_client import client_options
 from app.settings import Settings
 from app.simulate import aligned_start, load_scenario
 
@@ -57,12 +58,12 @@ def summarize(samples: list[tuple[float, int]], warmup_s: float) -> dict:
             "slope_second_half_bytes_per_hour": slope_bytes_per_hour(half)}
 
 
-def soak(bootstrap: str, minutes: float, every_s: float, work_dir: Path) -> dict:
+def soak(kafka: dict, minutes: float, every_s: float, work_dir: Path) -> dict:
     scenario = load_scenario(str(SCENARIO))
     span_s = scenario.duration_windows * scenario.window_s
     speed = span_s / (minutes * 60.0)
     unique = f"soak-{uuid.uuid4().hex[:8]}"
-    env = worker_env(bootstrap, unique, work_dir / unique)
+    env = worker_env(kafka["bootstrap_servers"], unique, work_dir / unique)
     start = aligned_start(scenario, time.time() - span_s - 3 * scenario.window_s)
     worker = Worker(env, work_dir / f"{unique}.log").start()
     samples: list[tuple[float, int]] = []
@@ -85,7 +86,7 @@ def soak(bootstrap: str, minutes: float, every_s: float, work_dir: Path) -> dict
         sampler = threading.Thread(target=sample, args=(t0,), daemon=True)
         sampler.start()
         topics = {"requests": env["LENSBRIDGE_TOPIC_REQUESTS"], "rum": env["LENSBRIDGE_TOPIC_RUM"]}
-        published = asyncio.run(_publish(bootstrap, topics, scenario, speed, start))
+        published = asyncio.run(_publish(kafka, topics, scenario, speed, start))
         done.set()
         sampler.join()
         worker.assert_alive()
@@ -93,7 +94,7 @@ def soak(bootstrap: str, minutes: float, every_s: float, work_dir: Path) -> dict
     finally:
         done.set()
         worker.stop()
-        asyncio.run(kafka_admin.delete_topics(bootstrap, worker_topics(env)))
+        asyncio.run(kafka_admin.delete_topics(kafka, worker_topics(env)))
     return {"scenario": SCENARIO.name, "minutes": minutes, "speed": round(speed, 3),
             "events_published": published["sent"], "events_consumed": events, "every_s": every_s,
             **summarize(samples, warmup_s=min(300.0, minutes * 60 / 5)),
@@ -107,8 +108,8 @@ def main() -> None:
     parser.add_argument("--every-s", type=float, default=30.0)
     parser.add_argument("--out", default="bench/results/soak.json")
     args = parser.parse_args()
-    bootstrap = Settings.from_env().bootstrap_servers
-    result = soak(bootstrap, args.minutes, args.every_s, Path("/tmp"))
+    kafka = client_options(Settings.from_env())
+    result = soak(kafka, args.minutes, args.every_s, Path("/tmp"))
     text = orjson.dumps(result).decode()
     Path(args.out).write_text(text + "\n")
     print(text)

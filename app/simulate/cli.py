@@ -8,6 +8,7 @@ import time
 
 import orjson
 
+from app.kafka_client import client_options
 from app.settings import Settings
 from app.simulate import ScenarioError, live, load_scenario, write_files
 
@@ -37,7 +38,7 @@ def simulate_command(args: argparse.Namespace, settings: Settings) -> int:
 async def _publish(scenario, settings: Settings, args: argparse.Namespace) -> int:
     from aiokafka import AIOKafkaProducer
 
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, linger_ms=20)
+    producer = AIOKafkaProducer(**client_options(settings), linger_ms=20)
     await producer.start()
     topics = {"requests": (settings.topic_requests, "service"), "rum": (settings.topic_rum, "cohort")}
     counts = {"requests": 0, "rum": 0}

@@ -92,3 +92,36 @@ class Admin:
 def admin(kafka_bootstrap: str) -> Admin:
     """Create topics / produce / read back, synchronously: admin.create_topics(f"t-{unique}")."""
     return Admin(kafka_bootstrap)
+
+
+def _sasl_run_dir() -> Path:
+    cache = Path(os.environ.get("KAFKA_CACHE_DIR") or ROOT / ".kafka")
+    cache = cache if cache.is_absolute() else ROOT / cache
+    return cache / f"run-{os.environ.get('KAFKA_SASL_INTERNAL_PORT', '19096')}"
+
+
+def _env_file(path: Path, started: str) -> dict[str, str]:
+    if not path.is_file():
+        pytest.fail(f"scripts/kafka-sasl.sh started but wrote no {path}:\n{started}", pytrace=False)
+    return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+
+
+@pytest.fixture(scope="session")
+def sasl_kafka() -> dict[str, str]:
+    """A second real broker, beside the plaintext one, whose client listener is SASL_SSL with
+    SCRAM-SHA-512 (scripts/kafka-sasl.sh: same jars, own ports and data dir; reused when it
+    already runs). Returns the client settings as environment variables: KAFKA_BOOTSTRAP_SERVERS,
+    KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME/PASSWORD, KAFKA_SSL_CAFILE."""
+    done = subprocess.run([str(ROOT / "scripts" / "kafka-sasl.sh"), "start"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    if done.returncode != 0:
+        pytest.fail(f"scripts/kafka-sasl.sh start failed (exit {done.returncode}):\n"
+                    f"{done.stdout}\n{done.stderr}", pytrace=False)
+    return _env_file(_sasl_run_dir() / "client.env", done.stdout)
+
+
+@pytest.fixture(scope="session")
+def mtls_kafka(sasl_kafka) -> dict[str, str]:
+    """The same broker's SSL listener that requires a client certificate signed by the test CA:
+    KAFKA_BOOTSTRAP_SERVERS, KAFKA_SECURITY_PROTOCOL=SSL, KAFKA_SSL_CAFILE/CERTFILE/KEYFILE."""
+    return _env_file(_sasl_run_dir() / "mtls.env", "")

@@ -56,9 +56,10 @@ async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str], partit
         await asyncio.sleep(0.1)
 
 
-async def partition_count(bootstrap: str, topic: str, timeout_s: float = 15.0) -> int:
-    """Number of partitions of `topic`, waiting for it to exist (auto-created topics lag)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+async def partition_count(bootstrap: str, topic: str, timeout_s: float = 15.0, security: dict | None = None) -> int:
+    """Number of partitions of `topic`, waiting for it to exist (auto-created topics lag).
+    `security`: aiokafka security options for a secured broker (app.kafka_client.security_options)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **(security or {}))
     await admin.start()
     try:
         deadline = time.monotonic() + timeout_s
@@ -89,7 +90,8 @@ async def produce(bootstrap: str, topic: str,
 
 
 async def consume_all(bootstrap: str, topic: str, *, min_count: int = 0,
-                      quiet_s: float = 1.0, timeout_s: float = 30.0) -> list[Record]:
+                      quiet_s: float = 1.0, timeout_s: float = 30.0,
+                      security: dict | None = None) -> list[Record]:
     """Reads a topic from the beginning until it is quiet.
 
     Quiet means: every partition read up to its end offset (taken at the start),
@@ -98,8 +100,8 @@ async def consume_all(bootstrap: str, topic: str, *, min_count: int = 0,
     Records come sorted by (partition, offset).
     """
     deadline = time.monotonic() + timeout_s
-    n = await partition_count(bootstrap, topic, timeout_s=timeout_s)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+    n = await partition_count(bootstrap, topic, timeout_s=timeout_s, security=security)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, **(security or {}),
                                 enable_auto_commit=False, auto_offset_reset="earliest")
     await consumer.start()
     try:

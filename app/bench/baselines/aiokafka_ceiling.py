@@ -11,7 +11,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from fastdigest import TDigest
 
-from app.bench.baselines.common import Meter, parser
+from app.bench.baselines.common import Meter, parser, security
 
 
 def decode(value: bytes, framing: str) -> list:
@@ -49,8 +49,8 @@ class Folder:
 
 
 async def run(args) -> None:
-    consumer = AIOKafkaConsumer(bootstrap_servers=args.bootstrap, group_id=None, enable_auto_commit=False,
-                                auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(bootstrap_servers=args.bootstrap, **security(), group_id=None,
+                                enable_auto_commit=False, auto_offset_reset="earliest")
     await consumer.start()
     meter, folder = Meter(args.events * args.passes), Folder(args.window_s, args.compression)
     in_pass = 0  # events of the current pass over the topic

@@ -10,6 +10,23 @@ import orjson
 RESULT_PREFIX = "BENCH_RESULT "  # procs.RESULT_PREFIX; not imported to keep baselines light
 
 
+def security() -> dict:
+    """aiokafka security options from the environment the bench passed on (app/kafka_client.py)."""
+    from app.kafka_client import security_options
+    from app.settings import Settings
+
+    return security_options(Settings.from_env())
+
+
+def faust_security() -> dict:
+    """Faust's `broker_credentials` for the same environment ({} for PLAINTEXT)."""
+    from app.kafka_client import faust_credentials
+    from app.settings import Settings
+
+    credentials = faust_credentials(Settings.from_env())
+    return {"broker_credentials": credentials} if credentials is not None else {}
+
+
 def parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--bootstrap", required=True)

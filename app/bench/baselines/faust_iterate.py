@@ -6,14 +6,15 @@ import os
 import faust
 import orjson
 
-from app.bench.baselines.common import Meter, parser, run_faust_worker
+from app.bench.baselines.common import Meter, faust_security, parser, run_faust_worker
 
 
 def build(args) -> faust.App:
     os.makedirs(args.data_dir, exist_ok=True)
     app = faust.App(args.group, broker=f"kafka://{args.bootstrap}", store="memory://",
                     datadir=os.path.join(args.data_dir, args.group), autodiscover=False,
-                    topic_partitions=4, consumer_auto_offset_reset="earliest", web_enabled=False)
+                    topic_partitions=4, consumer_auto_offset_reset="earliest", web_enabled=False,
+                    **faust_security())
     topic = app.topic(args.topic, key_type=bytes, value_type=bytes, key_serializer="raw",
                       value_serializer="raw")
     meter = Meter(args.events)

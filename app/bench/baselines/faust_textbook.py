@@ -17,7 +17,7 @@ import orjson
 from faust.serializers import codecs
 from tdigest import TDigest
 
-from app.bench.baselines.common import Meter, parser, run_faust_worker
+from app.bench.baselines.common import Meter, faust_security, parser, run_faust_worker
 
 
 class Agg:
@@ -48,7 +48,8 @@ def build(args) -> faust.App:
     os.makedirs(args.data_dir, exist_ok=True)
     app = faust.App(args.group, broker=f"kafka://{args.bootstrap}", store="memory://",
                     datadir=os.path.join(args.data_dir, args.group), autodiscover=False,
-                    topic_partitions=4, consumer_auto_offset_reset="earliest", web_enabled=False)
+                    topic_partitions=4, consumer_auto_offset_reset="earliest", web_enabled=False,
+                    **faust_security())
     topic = app.topic(args.topic, key_type=bytes, value_type=bytes, key_serializer="raw",
                       value_serializer="raw")
     current_ts = [0.0]  # the event time of the event being processed
