@@ -1,0 +1,131 @@
+"""Every record fits its topic (topic side): the worker creates its topics with the
+max.message.bytes of what it writes there, refuses to start on an existing topic that is too
+small, and a near-limit input message with bad elements and the longest subject name allowed
+travels through it with nothing refused by the broker."""
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+import subprocess
+
+import orjson
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from app.core.sizes import MAX_SUBJECT_CHARS
+from app.settings import Settings
+from app.topic_sizes import describe_limits, record_limits
+from sre_data import START_S, compare, merged_sre_windows, truths
+from worker_proc import WorkerProcess, lens_env
+
+WINDOW_S, SLICE_S = 20, 5
+TIMING = {"LENSBRIDGE_WINDOW_SECONDS": str(WINDOW_S), "LENSBRIDGE_GRACE_SECONDS": "2",
+          "LENSBRIDGE_AVAILABILITY_SLICE_SECONDS": str(SLICE_S)}
+MESSAGE_BYTES = 1_000_000  # under LENSBRIDGE_MAX_MESSAGE_BYTES (1 MiB) and the broker's default limit
+SUBJECT = "svc-" + "\u00fc" * (MAX_SUBJECT_CHARS - 4)  # the longest name allowed, 508 bytes of UTF-8
+
+
+async def _limits(bootstrap: str, topics: list[str]) -> dict[str, int | None]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        return await describe_limits(admin, topics)
+    finally:
+        await admin.close()
+
+
+async def _create_with_limit(bootstrap: str, topic: str, partitions: int, max_message_bytes: int) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        response = await admin.create_topics([NewTopic(topic, partitions, 1, topic_configs={
+            "max.message.bytes": str(max_message_bytes)})])
+        assert [code for _, code, *_ in response.topic_errors] == [0], response.topic_errors
+    finally:
+        await admin.close()
+
+
+def _near_limit_message(rng: random.Random) -> tuple[bytes, list[dict], dict[int, str]]:
+    """A JSON array of ~MESSAGE_BYTES: good events of SUBJECT over three windows or more, and bad
+    elements among them (index -> reason), one of them ~300 KB on its own."""
+    bad = {7: {"ts": START_S + 1, "service": SUBJECT, "latency_ms": "fast", "status": 200},
+           300: {"service": SUBJECT, "latency_ms": 5.0, "status": 200},
+           600: {"ts": START_S + 2, "service": SUBJECT, "latency_ms": "9" * 300_000, "status": 200},
+           1000: {"ts": START_S + 3, "service": SUBJECT, "latency_ms": 3.0, "status": 99}}
+    reasons = {7: "wrong_type", 300: "missing_field", 600: "wrong_type", 1000: "out_of_range"}
+    elements, good, size = [], [], 2
+    while True:
+        index = len(elements)
+        if index in bad:
+            element = bad[index]
+        else:
+            # In time order: the watermark moves within a message, so a shuffled one has late events.
+            element = {"ts": round(START_S + index * 0.05, 6), "service": SUBJECT,
+                       "latency_ms": round(rng.lognormvariate(4, 0.6), 3),
+                       "status": 503 if rng.random() < 0.1 else 200}
+        encoded = orjson.dumps(element)
+        if size + len(encoded) + 1 > MESSAGE_BYTES:
+            break
+        elements.append(element)
+        size += len(encoded) + 1
+        if index not in bad:
+            good.append(element)
+    assert set(bad) <= set(range(len(elements)))
+    raw = orjson.dumps(elements)
+    return raw, good, reasons
+
+
+def _refusals(worker: WorkerProcess) -> list[str]:
+    return [line for line in worker.metrics().splitlines()
+            if line.startswith("lensbridge_records_refused_total{") and not line.endswith(" 0.0")]
+
+
+def test_created_topics_have_their_limits_and_a_near_limit_message_travels(kafka_bootstrap, admin, unique,
+                                                                           tmp_path):
+    env = lens_env(kafka_bootstrap, unique, tmp_path / "data", **TIMING)
+    settings = Settings.from_env(env)
+    worker = WorkerProcess(env, tmp_path / "worker.log").start()
+    try:
+        worker.wait_ready()
+        wanted = record_limits(settings)  # output topics and Faust's changelogs
+        assert asyncio.run(_limits(kafka_bootstrap, sorted(wanted))) == wanted
+        raw, good, reasons = _near_limit_message(random.Random(5))
+        assert MESSAGE_BYTES - 400 < len(raw) <= MESSAGE_BYTES
+        admin.produce(env["LENSBRIDGE_TOPIC_REQUESTS"], [raw])
+        truth = truths(good, WINDOW_S, SLICE_S)
+        assert len(truth) >= 3
+        merged: dict = {}
+
+        def windows_out() -> bool:
+            nonlocal merged
+            merged = merged_sre_windows(admin.consume_all(env["LENSBRIDGE_TOPIC_WINDOWS"], quiet_s=0.3))
+            return len(merged) >= len(truth)
+
+        worker.wait_for(windows_out, 180, f"{len(truth)} merged windows")
+        assert compare(merged, truth) == []
+        letters = [orjson.loads(r.value) for r in
+                   admin.consume_all(env["LENSBRIDGE_TOPIC_DLQ"], min_count=len(reasons), timeout_s=60)]
+        assert sorted((d["index"], d["reason"]) for d in letters) == sorted(reasons.items())
+        assert {d["topic"] for d in letters} == {env["LENSBRIDGE_TOPIC_REQUESTS"]}
+        assert worker.metric("lensbridge_events_total", 'lens="sre"') == len(good)
+        assert _refusals(worker) == []  # nothing the worker wrote was refused
+        worker.assert_alive()
+    finally:
+        worker.stop()
+
+
+def test_existing_dead_letter_topic_too_small_stops_the_start(kafka_bootstrap, unique, tmp_path):
+    env = lens_env(kafka_bootstrap, unique, tmp_path / "data")
+    dlq = env["LENSBRIDGE_TOPIC_DLQ"]
+    asyncio.run(_create_with_limit(kafka_bootstrap, dlq, 4, 100_000))
+    worker = WorkerProcess(env, tmp_path / "worker.log").start()
+    try:
+        code = worker.proc.wait(timeout=90)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        raise AssertionError(f"worker did not stop on a too-small {dlq}; log:\n{worker.log_tail()}")
+    log = worker.log_tail(200)
+    assert code == 2, log
+    needed = record_limits(Settings.from_env(env))[dlq]
+    assert re.search(rf"topic '{dlq}' has max\.message\.bytes=100000 but .* {needed} bytes", log), log
+    assert f"--entity-name {dlq} --add-config max.message.bytes={needed}" in log, log
