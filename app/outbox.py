@@ -24,7 +24,7 @@ from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
 
 from app.core.deadletter import dead_letter_record
 from app.core.decode import Rejected
-from app.core.sizes import REFUSED_PREFIX_BYTES, fits, refused_record
+from app.core.sizes import REFUSED_PREFIX_BYTES, bound_alert, fits, refused_record
 
 log = logging.getLogger("lensbridge.outbox")
 
@@ -61,7 +61,9 @@ class Outbox:
         return self._send(self._windows, key.encode(), orjson.dumps(value))
 
     def alert(self, alert_id: str, value: dict) -> asyncio.Future:
-        return self._send(self._alerts, alert_id.encode(), orjson.dumps(value, option=orjson.OPT_SORT_KEYS))
+        # Lists that grow with the number of dipping services are cut (`truncated` says so).
+        return self._send(self._alerts, alert_id.encode(),
+                          orjson.dumps(bound_alert(value), option=orjson.OPT_SORT_KEYS))
 
     def dead_letter(self, bad: Rejected, topic: str, partition: int, offset: int,
                     key: bytes | None, received_at_s: float) -> asyncio.Future:

@@ -118,3 +118,30 @@ def refused_record(target_topic: str, key: bytes | None, value: bytes, limit: in
              f"{min(len(value), REFUSED_PREFIX_BYTES)} bytes. Raise max.message.bytes of {target_topic} "
              f"or lower what feeds it (subject names, LENSBRIDGE_DIGEST_COMPRESSION)")
     return Rejected(RECORD_TOO_LARGE, error, value[:REFUSED_PREFIX_BYTES])
+
+
+MAX_ALERT_LIST_ITEMS = 100  # per list of an alert as published (the correlator keeps them all)
+_ALERT_LISTS = ("candidates", "services", "cohorts", "related_alert_ids")
+_IMPACT_LISTS = ("cohorts", "dependent_cohorts")
+
+
+def bound_alert(alert: dict, max_items: int = MAX_ALERT_LIST_ITEMS) -> dict:
+    """The alert as published: every list that grows with the number of services or cohorts
+    (candidates, services, cohorts, related ids, affected and dependent cohorts) keeps its
+    first `max_items` (candidates are ranked best first), and `truncated` says which lists
+    were cut and how long they were. Evidence and correlations are bounded by the correlator."""
+    out, cut = dict(alert), {}
+    for field in _ALERT_LISTS:
+        items = out.get(field)
+        if isinstance(items, list) and len(items) > max_items:
+            cut[field], out[field] = len(items), items[:max_items]
+    impact = out.get("impact")
+    if isinstance(impact, dict):
+        impact = out["impact"] = dict(impact)
+        for field in _IMPACT_LISTS:
+            items = impact.get(field)
+            if isinstance(items, list) and len(items) > max_items:
+                cut[f"impact.{field}"], impact[field] = len(items), items[:max_items]
+    if cut:
+        out["truncated"] = cut
+    return out

@@ -12,7 +12,8 @@ from app.core import cx, sre
 from app.core.deadletter import dead_letter_record
 from app.core.decode import ARRAY, REASONS, Rejected
 from app.core.events import WEB_VITALS, RequestEvent, RumEvent
-from app.core.sizes import (BATCH_OVERHEAD_BYTES, MAX_STATE_BYTES, MAX_SUBJECT_CHARS, RECORD_TOO_LARGE,
+from app.core.sizes import (BATCH_OVERHEAD_BYTES, MAX_ALERT_LIST_ITEMS, MAX_STATE_BYTES, MAX_SUBJECT_CHARS,
+                            RECORD_TOO_LARGE, bound_alert,
                             REFUSED_PREFIX_BYTES, cx_partial_bytes, dead_letter_bytes, fits,
                             refused_record, size_problem, sre_partial_bytes, topic_limits)
 from app.settings import Settings
@@ -125,3 +126,38 @@ def test_refused_record_is_a_small_schema_valid_dead_letter():
     assert len(record) < 4096
     schema = json.loads((SCHEMAS / "dead-letter.schema.json").read_text())
     Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER).validate(orjson.loads(record))
+
+
+def _alert_validator():
+    schema = json.loads((SCHEMAS / "alert.schema.json").read_text())
+    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+def test_published_alert_lists_are_bounded_and_still_valid():
+    example = json.loads((SCHEMAS / "examples/alert/valid/cx_dip_explained--firing.json").read_text())
+    template = example["candidates"][0]
+    many = [{**template, "service": f"svc-{i:05d}"} for i in range(10_000)]
+    alert = {**example, "candidates": many, "services": sorted(c["service"] for c in many),
+             "related_alert_ids": [f"{i:020x}" for i in range(10_000)]}
+    _alert_validator().validate(alert)
+    bounded = bound_alert(alert)
+    assert bounded["candidates"] == many[:MAX_ALERT_LIST_ITEMS]  # ranked best first: the best stay
+    assert bounded["truncated"] == {"candidates": 10_000, "services": 10_000, "related_alert_ids": 10_000}
+    _alert_validator().validate(bounded)
+    assert len(orjson.dumps(bounded)) < 1_000_000 < len(orjson.dumps(alert))
+    assert alert["candidates"] is many  # the correlator's own copy is untouched
+    assert bound_alert(example) == example and "truncated" not in bound_alert(example)
+
+
+def test_bounded_impact_lists_of_an_sre_alert():
+    example = json.loads((SCHEMAS / "examples/alert/valid/sre_dip_user_impacting--firing.json").read_text())
+    cohort = example["impact"]["cohorts"][0]
+    affected = [{**cohort, "cohort": f"c{i}"} for i in range(300)]
+    alert = {**example, "cohorts": [c["cohort"] for c in affected],
+             "impact": {**example["impact"], "cohorts": affected,
+                        "dependent_cohorts": [f"c{i}" for i in range(300)]}}
+    bounded = bound_alert(alert, max_items=50)
+    assert bounded["impact"]["cohorts"] == affected[:50] and len(bounded["impact"]["dependent_cohorts"]) == 50
+    assert bounded["truncated"] == {"cohorts": 300, "impact.cohorts": 300, "impact.dependent_cohorts": 300}
+    assert len(alert["impact"]["cohorts"]) == 300
+    _alert_validator().validate(bounded)
