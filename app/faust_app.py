@@ -105,8 +105,9 @@ def build_app(settings: Settings, metrics: Metrics, clock: Callable[[], float] =
 
     runners = []
     for lens in lens_by_name.values():
+        changelog = changelog_topic(settings, f"{lens.name}-state")
         table = app.Table(f"{lens.name}-state", partitions=settings.partitions, **TABLE_RAW,
-                          extra_topic_configs=topic_configs(settings, changelog_topic(settings, f"{lens.name}-state")))
+                          extra_topic_configs=topic_configs(settings, changelog))  # max.message.bytes
         runner = LensRunner(lens, settings, TableStore(table), outbox, metrics, clock, seek, commit=commit,
                             rebalances=lambda: app.rebalancing_count)
         _lens_agent(app, runner, app.topic(lens.topic, partitions=settings.partitions, **RAW))

@@ -112,9 +112,9 @@ def refused_record(target_topic: str, key: bytes | None, value: bytes, limit: in
                    cause: str) -> Rejected:
     """The dead letter of a record the worker could not write: which topic, how large, the
     limit, a sha256 of the whole value and its first `REFUSED_PREFIX_BYTES` as `raw`."""
-    size = len(value) + len(key or b"")
+    size, digest = len(value) + len(key or b""), hashlib.sha256(value).hexdigest()
     error = (f"a {size}-byte record for topic {target_topic!r} was refused ({cause}); the limit is "
-             f"{'unknown' if limit is None else limit} bytes; sha256 of the value {hashlib.sha256(value).hexdigest()}; raw holds its first "
+             f"{'unknown' if limit is None else limit} bytes; sha256 of the value {digest}; raw holds its first "
              f"{min(len(value), REFUSED_PREFIX_BYTES)} bytes. Raise max.message.bytes of {target_topic} "
              f"or lower what feeds it (subject names, LENSBRIDGE_DIGEST_COMPRESSION)")
     return Rejected(RECORD_TOO_LARGE, error, value[:REFUSED_PREFIX_BYTES])

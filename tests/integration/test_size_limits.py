@@ -11,6 +11,7 @@ import subprocess
 
 import orjson
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from app.core.sizes import MAX_SUBJECT_CHARS
 from app.settings import Settings
@@ -129,3 +130,51 @@ def test_existing_dead_letter_topic_too_small_stops_the_start(kafka_bootstrap, u
     needed = record_limits(Settings.from_env(env))[dlq]
     assert re.search(rf"topic '{dlq}' has max\.message\.bytes=100000 but .* {needed} bytes", log), log
     assert f"--entity-name {dlq} --add-config max.message.bytes={needed}" in log, log
+
+
+async def _alter_limit(bootstrap: str, topic: str, max_message_bytes: int) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic,
+                                                  configs={"max.message.bytes": str(max_message_bytes)})])
+    finally:
+        await admin.close()
+
+
+def test_a_record_the_broker_refuses_becomes_a_dead_letter_and_the_stream_goes_on(kafka_bootstrap, admin,
+                                                                                  unique, tmp_path):
+    env = lens_env(kafka_bootstrap, unique, tmp_path / "data", **TIMING)
+    windows_topic = env["LENSBRIDGE_TOPIC_WINDOWS"]
+    worker = WorkerProcess(env, tmp_path / "worker.log").start()
+    try:
+        worker.wait_ready()
+        # Shrunk behind the worker's back (after its start check): a merged window (~10 KB) no
+        # longer fits, and the broker answers MESSAGE_TOO_LARGE.
+        asyncio.run(_alter_limit(kafka_bootstrap, windows_topic, 2_000))
+        events = [{"ts": START_S + i * 0.01, "service": "svc-a", "latency_ms": 1.0 + i % 97, "status": 200}
+                  for i in range(3_000)]  # windows [0, 20) and [20, 40) of svc-a
+        admin.produce(env["LENSBRIDGE_TOPIC_REQUESTS"],
+                      [orjson.dumps(events[i:i + 500]) for i in range(0, 3_000, 500)])
+        labels = f'reason="message_too_large",topic="{windows_topic}"'
+        worker.wait_for(lambda: worker.metric("lensbridge_records_refused_total", labels) >= 2, 120,
+                        "two merged windows refused by the broker")
+        letters = [orjson.loads(r.value) for r in admin.consume_all(env["LENSBRIDGE_TOPIC_DLQ"], min_count=2)]
+        refused = [d for d in letters if d["reason"] == "record_too_large"]
+        assert sorted(d["key"] for d in refused) == [f"sre|svc-a|{START_S}", f"sre|svc-a|{START_S + WINDOW_S}"]
+        assert all(d["topic"] == windows_topic and "MessageSizeTooLargeError" in d["error"] for d in refused)
+        assert worker.metric("lensbridge_records_refused_total", labels) == 2
+        assert worker.metric("lensbridge_events_total", 'lens="sre"') == 3_000
+        # the stream goes on: with the limit back, the next window is published
+        asyncio.run(_alter_limit(kafka_bootstrap, windows_topic, 16 * 1024 * 1024))
+        admin.produce(env["LENSBRIDGE_TOPIC_REQUESTS"], [orjson.dumps(
+            [{"ts": START_S + 3 * WINDOW_S + 1, "service": "svc-a", "latency_ms": 5.0, "status": 200}])])
+
+        def published() -> bool:
+            return merged_sre_windows(admin.consume_all(windows_topic, quiet_s=0.3))
+        worker.wait_for(published, 120, "a merged window once the limit is back")
+        assert list(merged_sre_windows(admin.consume_all(windows_topic, quiet_s=0.3))) == [
+            ("svc-a", START_S + 3 * WINDOW_S)]
+        worker.assert_alive()
+    finally:
+        worker.stop()

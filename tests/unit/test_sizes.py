@@ -75,8 +75,8 @@ def test_cx_partial_at_the_caps_fits_its_bound():
     rng = random.Random(3)
     acc = cx.CxAccumulator(0, 500)
     for _ in range(5):
-        events = [RumEvent(rng.uniform(0, 59.9), f"s{i}", "interactive", WORST_SUBJECT, tti_ms=10 ** rng.uniform(0, 6))
-                  for i in range(10_000)]
+        events = [RumEvent(rng.uniform(0, 59.9), f"s{i}", "interactive", WORST_SUBJECT,
+                           tti_ms=10 ** rng.uniform(0, 6)) for i in range(10_000)]
         events += [RumEvent(rng.uniform(0, 59.9), f"s{i}", "web_vital", WORST_SUBJECT,
                             name=WEB_VITALS[i % 5], value=10 ** rng.uniform(-3, 5)) for i in range(50_000)]
         acc.fold(events)
