@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import for_code
 
 from app.core.sizes import MAX_STATE_BYTES, size_problem, topic_limits
 from app.settings import Settings
@@ -46,17 +47,19 @@ def topic_configs(settings: Settings, topic: str) -> dict[str, str]:
     return {} if needed is None else {MAX_MESSAGE_BYTES: str(needed)}
 
 
-def effective_limits(responses: list) -> dict[str, int | None]:
-    """Topic -> effective max.message.bytes from describe_configs responses (None: not found)."""
+def effective_limits(responses: list) -> tuple[dict[str, int | None], dict[str, str]]:
+    """(topic -> effective max.message.bytes, topic -> why it could not be read) from
+    describe_configs responses."""
     found: dict[str, int | None] = {}
+    errors: dict[str, str] = {}
     for response in responses:
-        for error_code, _message, _type, name, entries in response.resources:
-            value = None
-            if error_code == 0:
-                value = next((int(entry[1]) for entry in entries
-                              if entry[0] == MAX_MESSAGE_BYTES and entry[1] is not None), None)
-            found[name] = value
-    return found
+        for error_code, message, _type, name, entries in response.resources:
+            if error_code != 0:
+                errors[name] = f"error {error_code}: {message or for_code(error_code).__name__}"
+                continue
+            found[name] = next((int(entry[1]) for entry in entries
+                                if entry[0] == MAX_MESSAGE_BYTES and entry[1] is not None), None)
+    return found, errors
 
 
 def size_problems(settings: Settings, effective: dict[str, int | None]) -> list[str]:
@@ -83,12 +86,18 @@ def input_notes(settings: Settings, effective: dict[str, int | None]) -> list[st
 
 
 async def describe_limits(admin, topics: list[str]) -> dict[str, int | None]:
-    """Effective max.message.bytes of existing `topics` (one DescribeConfigs request)."""
+    """Effective max.message.bytes of existing `topics` (one DescribeConfigs request). A topic
+    whose configs cannot be read (no DescribeConfigs ACL) is left out with a warning: the
+    outbox still turns records it refuses into dead letters."""
     if not topics:
         return {}
     resources = [ConfigResource(ConfigResourceType.TOPIC, name, configs={MAX_MESSAGE_BYTES: None})
                  for name in topics]
-    return effective_limits(await admin.describe_configs(resources))
+    found, errors = effective_limits(await admin.describe_configs(resources))
+    for name, why in sorted(errors.items()):
+        log.warning("cannot read max.message.bytes of topic %r (%s); its size limit is not checked. "
+                    "Grant the worker's principal DescribeConfigs on it to have it checked", name, why)
+    return found
 
 
 async def check_sizes(admin, settings: Settings, existing: list[str]) -> list[str]:

@@ -90,9 +90,11 @@ def _described(*resources):
 
 
 def test_effective_limits_read_describe_configs_responses():
-    found = effective_limits(_described((0, "", 2, "a", [("max.message.bytes", "1048588", False, 5, False, [])]),
-                                        (3, "unknown", 2, "b", [])))
-    assert found == {"a": 1_048_588, "b": None}
+    found, errors = effective_limits(_described(
+        (0, "", 2, "a", [("max.message.bytes", "1048588", False, 5, False, [])]),
+        (3, "unknown", 2, "b", []), (29, None, 2, "c", [])))
+    assert found == {"a": 1_048_588}
+    assert errors == {"b": "error 3: unknown", "c": "error 29: TopicAuthorizationFailedError"}
 
 
 def test_size_problems_name_topic_current_needed_and_the_fix():
