@@ -1,7 +1,8 @@
 """Every record fits its topic (topic side): the worker creates its topics with the
 max.message.bytes of what it writes there, refuses to start on an existing topic that is too
-small, and a near-limit input message with bad elements and the longest subject name allowed
-travels through it with nothing refused by the broker."""
+small, a near-limit input message on each input topic with bad elements and the longest
+subject names allowed travels through it with nothing refused by the broker, and a record the
+broker refuses anyway becomes a dead letter of its own while the stream goes on."""
 from __future__ import annotations
 
 import asyncio
@@ -16,6 +17,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from app.core.sizes import MAX_SUBJECT_CHARS
 from app.settings import Settings
 from app.topic_sizes import describe_limits, record_limits
+import cx_data
 from sre_data import START_S, compare, merged_sre_windows, truths
 from worker_proc import WorkerProcess, lens_env
 
@@ -76,6 +78,41 @@ def _near_limit_message(rng: random.Random) -> tuple[bytes, list[dict], dict[int
     return raw, good, reasons
 
 
+RUM_KINDS = ("page_view", "interactive", "web_vital", "rage_click", "complete")
+COHORT = "cohort-" + "\u00e9" * (MAX_SUBJECT_CHARS - 7)  # the longest cohort name allowed
+SERVICE = "dep-" + "x" * (MAX_SUBJECT_CHARS - 4)
+
+
+def _near_limit_rum(rng: random.Random) -> tuple[bytes, list[dict], dict[int, str]]:
+    """A JSON array of ~MESSAGE_BYTES of RUM events of COHORT in time order, with bad elements."""
+    bad = {5: {"ts": START_S + 1, "session_id": "s-bad", "type": "teleport", "cohort": COHORT},
+           400: {"ts": START_S + 2, "type": "page_view", "cohort": COHORT},
+           800: {"ts": START_S + 3, "session_id": "s-bad", "type": "interactive", "cohort": COHORT,
+                 "tti_ms": "1" * 200_000}}
+    reasons = {5: "unknown_type", 400: "missing_field", 800: "wrong_type"}
+    elements, good, size = [], [], 2
+    while True:
+        index = len(elements)
+        element = bad.get(index)
+        if element is None:
+            kind = RUM_KINDS[index % len(RUM_KINDS)]
+            element = {"ts": round(START_S + index * 0.02, 6), "session_id": f"s{index // 10}",
+                       "view_id": f"v{index // 5}", "type": kind, "cohort": COHORT, "services": [SERVICE]}
+            if kind == "interactive":
+                element["tti_ms"] = round(rng.lognormvariate(7, 0.5), 3)
+            elif kind == "web_vital":
+                element.update(name="LCP", value=round(rng.lognormvariate(7.5, 0.4), 3))
+        encoded = orjson.dumps(element)
+        if size + len(encoded) + 1 > MESSAGE_BYTES:
+            break
+        elements.append(element)
+        size += len(encoded) + 1
+        if index not in bad:
+            good.append(element)
+    assert set(bad) <= set(range(len(elements)))
+    return orjson.dumps(elements), good, reasons
+
+
 def _refusals(worker: WorkerProcess) -> list[str]:
     return [line for line in worker.metrics().splitlines()
             if line.startswith("lensbridge_records_refused_total{") and not line.endswith(" 0.0")]
@@ -91,24 +128,32 @@ def test_created_topics_have_their_limits_and_a_near_limit_message_travels(kafka
         wanted = record_limits(settings)  # output topics and Faust's changelogs
         assert asyncio.run(_limits(kafka_bootstrap, sorted(wanted))) == wanted
         raw, good, reasons = _near_limit_message(random.Random(5))
-        assert MESSAGE_BYTES - 400 < len(raw) <= MESSAGE_BYTES
+        rum_raw, rum_good, rum_reasons = _near_limit_rum(random.Random(6))
+        assert all(MESSAGE_BYTES - 400 < len(message) <= MESSAGE_BYTES for message in (raw, rum_raw))
         admin.produce(env["LENSBRIDGE_TOPIC_REQUESTS"], [raw])
-        truth = truths(good, WINDOW_S, SLICE_S)
-        assert len(truth) >= 3
+        admin.produce(env["LENSBRIDGE_TOPIC_RUM"], [(b"one-key", rum_raw)])
+        truth, rum_truth = truths(good, WINDOW_S, SLICE_S), cx_data.truths(rum_good, WINDOW_S)
+        assert len(truth) >= 3 and len(rum_truth) >= 1
         merged: dict = {}
+        rum_merged: dict = {}
 
         def windows_out() -> bool:
-            nonlocal merged
-            merged = merged_sre_windows(admin.consume_all(env["LENSBRIDGE_TOPIC_WINDOWS"], quiet_s=0.3))
-            return len(merged) >= len(truth)
+            nonlocal merged, rum_merged
+            records = admin.consume_all(env["LENSBRIDGE_TOPIC_WINDOWS"], quiet_s=0.3)
+            merged, (rum_merged, _) = merged_sre_windows(records), cx_data.merged_cx_windows(records)
+            return len(merged) >= len(truth) and len(rum_merged) >= len(rum_truth)
 
-        worker.wait_for(windows_out, 180, f"{len(truth)} merged windows")
+        worker.wait_for(windows_out, 180, f"{len(truth)} SRE and {len(rum_truth)} CX merged windows")
         assert compare(merged, truth) == []
-        letters = [orjson.loads(r.value) for r in
-                   admin.consume_all(env["LENSBRIDGE_TOPIC_DLQ"], min_count=len(reasons), timeout_s=60)]
-        assert sorted((d["index"], d["reason"]) for d in letters) == sorted(reasons.items())
-        assert {d["topic"] for d in letters} == {env["LENSBRIDGE_TOPIC_REQUESTS"]}
+        assert cx_data.compare(rum_merged, rum_truth) == []
+        letters = [orjson.loads(r.value) for r in admin.consume_all(
+            env["LENSBRIDGE_TOPIC_DLQ"], min_count=len(reasons) + len(rum_reasons), timeout_s=60)]
+        by_topic = {topic: sorted((d["index"], d["reason"]) for d in letters if d["topic"] == topic)
+                    for topic in {d["topic"] for d in letters}}
+        assert by_topic == {env["LENSBRIDGE_TOPIC_REQUESTS"]: sorted(reasons.items()),
+                            env["LENSBRIDGE_TOPIC_RUM"]: sorted(rum_reasons.items())}
         assert worker.metric("lensbridge_events_total", 'lens="sre"') == len(good)
+        assert worker.metric("lensbridge_events_total", 'lens="cx"') == len(rum_good)
         assert _refusals(worker) == []  # nothing the worker wrote was refused
         worker.assert_alive()
     finally:
