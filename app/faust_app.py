@@ -23,12 +23,14 @@ from app.outbox import Outbox
 from app.kafka_client import faust_credentials
 from app.settings import Settings
 from app.store import TableStore
+from app.core import sizes
+from app.topic_sizes import changelog_topic, producer_max_request_size, record_limits, topic_configs
 
 log = logging.getLogger("lensbridge")
 
 RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
-MAX_STATE_BYTES = 16 * 1024 * 1024
-PRODUCER_BATCH_BYTES = 1024 * 1024
+MAX_STATE_BYTES = sizes.MAX_STATE_BYTES  # topic limits follow it (app/core/sizes.py)
+PRODUCER_BATCH_BYTES = sizes.PRODUCER_BATCH_BYTES
 SHUTDOWN_SETTLE_S = 8.0  # a drain takes ~1 s; orchestrators give 10 s or more (docs/OPERATIONS.md)
 TABLE_RAW = {"key_type": bytes, "value_type": bytes}  # tables derive the raw codec from the types
 
@@ -58,7 +60,9 @@ def build_app(settings: Settings, metrics: Metrics, clock: Callable[[], float] =
         stream_wait_empty=False,
         table_standby_replicas=settings.standby_replicas,
         producer_acks=-1,
-        producer_max_request_size=MAX_STATE_BYTES,
+        # At least every topic's max.message.bytes: the outbox refuses larger records before
+        # they reach aiokafka (whose own refusal would kill Faust's producer task).
+        producer_max_request_size=producer_max_request_size(settings),
         # aiokafka sends one batch per partition per request: at Faust's 16 KB default a flush
         # of ten 10 KB state values takes ten round trips on its changelog partition.
         producer_max_batch_size=PRODUCER_BATCH_BYTES,
@@ -80,6 +84,7 @@ def build_app(settings: Settings, metrics: Metrics, clock: Callable[[], float] =
         windows=app.topic(settings.topic_windows, **RAW),
         alerts=app.topic(settings.topic_alerts, **RAW),
         dlq=app.topic(settings.topic_dlq, **RAW),
+        limits=record_limits(settings), metrics=metrics, clock=clock,
     )
     async def seek(topic: str, partition: int, offset: int) -> None:
         # On the consumer's own thread: Faust's `consumer.seek` calls aiokafka from this one, and
@@ -92,14 +97,16 @@ def build_app(settings: Settings, metrics: Metrics, clock: Callable[[], float] =
 
     runners = []
     for lens in lens_by_name.values():
-        table = app.Table(f"{lens.name}-state", partitions=settings.partitions, **TABLE_RAW)
+        changelog = changelog_topic(settings, f"{lens.name}-state")
+        table = app.Table(f"{lens.name}-state", partitions=settings.partitions, **TABLE_RAW,
+                          extra_topic_configs=topic_configs(settings, changelog))  # max.message.bytes
         runner = LensRunner(lens, settings, TableStore(table), outbox, metrics, clock, seek, commit=commit,
                             rebalances=lambda: app.rebalancing_count)
         _lens_agent(app, runner, app.topic(lens.topic, partitions=settings.partitions, **RAW))
         runners.append(runner)
     # The correlator's state (baselines, incidents) is one value of ~10 KB per subject.
     joiner_table = app.Table("joiner-state", partitions=1, **TABLE_RAW,
-                             extra_topic_configs={"max.message.bytes": str(MAX_STATE_BYTES)})
+                             extra_topic_configs=topic_configs(settings, changelog_topic(settings, "joiner-state")))
     joiner = JoinerRunner(lens_by_name, settings, TableStore(joiner_table), outbox, metrics, clock, seek, slos,
                           commit=commit, rebalances=lambda: app.rebalancing_count)
     _joiner_agent(app, joiner, app.topic(settings.topic_summaries, partitions=1, **RAW))

@@ -57,6 +57,10 @@ class Metrics:
                                    ["lens"], registry=r)
         self.open_slots = Gauge("lensbridge_open_window_subjects", "Open (window, subject) accumulators",
                                 ["lens"], registry=r)
+        self.records_refused = Counter("lensbridge_records_refused",
+                                       "Records the worker wrote that their topic refused for their size "
+                                       "(each became a record_too_large dead letter)", ["topic", "reason"],
+                                       registry=r)
         self.ready = Gauge("lensbridge_ready", "1 once table recovery finished and agents run", registry=r)
         self.joiner_active = Gauge("lensbridge_joiner_active",
                                    "1 while this worker owns the summaries partition (runs the joiner)", registry=r)

@@ -5,13 +5,15 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from app.kafka_client import client_options
 from app.settings import Settings
+from app.topic_sizes import check_sizes, topic_configs
 
 
 TOPIC_ALREADY_EXISTS = 36
 
 
 class TopicLayoutError(RuntimeError):
-    """An existing topic has a partition count the worker cannot use; the message says the fix."""
+    """An existing topic has a partition count (or max.message.bytes) the worker cannot use;
+    the message says the fix."""
 
 
 def wanted_topics(settings: Settings) -> dict[str, int]:
@@ -49,13 +51,19 @@ async def ensure_topics(settings: Settings, client_kwargs: dict | None = None) -
         wanted = wanted_topics(settings)
         # Describe only topics that exist: a metadata request for a missing topic makes a broker
         # with auto.create.topics.enable create it with its default partition count.
-        present = [name for name in await admin.list_topics() if name in wanted]
+        listed = list(await admin.list_topics())
+        present = [name for name in listed if name in wanted]
         described = await admin.describe_topics(present) if present else []
         existing = {t["topic"]: len(t["partitions"]) for t in described if t.get("error_code", 0) == 0}
         check_layout(wanted, existing, settings)
+        size_problems = await check_sizes(admin, settings, listed)  # max.message.bytes of existing topics
+        if size_problems:
+            raise TopicLayoutError("\n".join(size_problems))
         missing = [name for name in wanted if name not in existing]
         if missing:
-            response = await admin.create_topics([NewTopic(name, wanted[name], 1) for name in missing])
+            response = await admin.create_topics([
+                NewTopic(name, wanted[name], 1, topic_configs=topic_configs(settings, name))  # max.message.bytes
+                for name in missing])
             failed = [(t[0], t[1], t[2] if len(t) > 2 else "") for t in response.topic_errors
                       if t[1] not in (0, TOPIC_ALREADY_EXISTS)]
             if failed:

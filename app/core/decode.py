@@ -24,8 +24,10 @@ MISSING_FIELD, WRONG_TYPE, OUT_OF_RANGE = "missing_field", "wrong_type", "out_of
 BAD_TIMESTAMP, FUTURE_TIMESTAMP, UNKNOWN_TYPE = "bad_timestamp", "future_timestamp", "unknown_type"
 LATE = "late"  # the window engine's, not the decoder's
 PROCESSING_ERROR = "processing_error"  # an agent's per-record catch-all, not the decoder's
+RECORD_TOO_LARGE = "record_too_large"  # the outbox's: a record the worker wrote was refused for its size
 REASONS = (OVERSIZE, EMPTY, NOT_UTF8, NOT_JSON, NOT_OBJECT, MISSING_FIELD, WRONG_TYPE,
-           OUT_OF_RANGE, BAD_TIMESTAMP, FUTURE_TIMESTAMP, UNKNOWN_TYPE, LATE, PROCESSING_ERROR)
+           OUT_OF_RANGE, BAD_TIMESTAMP, FUTURE_TIMESTAMP, UNKNOWN_TYPE, LATE, PROCESSING_ERROR,
+           RECORD_TOO_LARGE)
 
 # Where a rejected element sat in its message (`framing` of a dead letter).
 SINGLE, ARRAY, NDJSON = "single", "array", "ndjson"
