@@ -189,8 +189,7 @@ class JoinerRunner:
             self.last_seek = (topic, partition, self.clock())
 
     def _parse(self, message: Any) -> tuple[dict | None, bool, list]:
-        """(record, changed, dead letter in flight): a record the merger cannot take (someone
-        else wrote to the summaries topic) is dead-lettered, never a crash."""
+        """(record, changed, dead letter in flight); a record the merger cannot take is dead-lettered."""
         raw = message.value
         try:
             record = orjson.loads(raw if raw is not None else b"")
@@ -202,7 +201,7 @@ class JoinerRunner:
             bad = Rejected(NOT_JSON, f"summaries record is not valid JSON: {exc}", raw or b"")
         except Exception as exc:  # noqa: BLE001 - the per-message safety net (agents/safety.py)
             bad = safety.processing_error(exc, "joiner merge", raw)
-        self.metrics.invalid.labels(message.topic, bad.reason).inc()
+        self.metrics.invalid.labels(message.topic, bad.reason).inc()  # e.g. someone else wrote here
         return None, False, [self.outbox.dead_letter(bad, message.topic, message.partition, message.offset,
                                                      message.key, self.clock())]
 
@@ -281,7 +280,6 @@ class JoinerRunner:
         try:
             merged = self.lenses[window.lens].merge(window.partials)
         except Exception as exc:  # noqa: BLE001 - a partial no lens wrote: the window is skipped, logged
-            safety.log_once(exc, "joiner window merge")
             log.error("cannot merge %s window %s of %s: %s", window.lens, window.window_start, window.subject, exc)
             return None
         if window.lens == "sre":
