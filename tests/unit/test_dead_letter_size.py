@@ -59,6 +59,7 @@ def test_ndjson_lines_are_bounded_too():
     assert len(rejected) == MAX_DEAD_LETTERS + 1
     assert all(r.raw == b"[1]" and r.framing == NDJSON for r in rejected[:-1])
     assert rejected[-1].summary["indexes"] == [[100, 299]] and rejected[-1].raw == raw
+    letters(rejected)  # a summary of NDJSON lines is a valid record too
 
 
 def test_one_object_with_many_bad_vendor_records_is_bounded():
