@@ -64,6 +64,7 @@ def dead_letter_record(
     error = rejected.error
     if len(error) > MAX_ERROR_CHARS:
         error = error[:MAX_ERROR_CHARS] + "... (truncated)"
+    error = error.encode("utf-8", "backslashreplace").decode("utf-8")  # lone surrogates: not encodable
     record = {
         "reason": rejected.reason,
         "error": error,

@@ -156,3 +156,8 @@ def test_the_default_limit_fits_a_topic_created_without_size_configuration():
     worst = Rejected("not_utf8", "\x01" * 10_000, b"\xff" * (2 << 20))
     [value] = letters([worst], key=b"\x01" * 10_000)
     assert len(value) + MAX_KEY_BYTES < 1_048_588  # the broker's default max.message.bytes
+
+
+def test_an_error_text_with_a_lone_surrogate_still_makes_a_record():
+    [value] = letters([Rejected("processing_error", "bad \ud800 text", b"x")])
+    assert orjson.loads(value)["error"] == "bad \\ud800 text"
