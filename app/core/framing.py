@@ -32,8 +32,8 @@ _WS = b" \t\n\r"
 def array_spans(raw: bytes) -> list[tuple[int, int]] | None:
     """[start, end) byte spans of the top-level elements of `raw`, a valid JSON array.
 
-    Linear in len(raw). Never raises; None when `raw` does not scan as one JSON array
-    (callers also compare the count with what the parser found)."""
+    Linear in len(raw) for valid JSON (the only input it is given). Never raises; None when
+    `raw` does not scan as one JSON array."""
     spans: list[tuple[int, int]] = []
     depth, start, end_of_array = 0, -1, -1
     for token in _TOKEN.finditer(raw):
