@@ -29,8 +29,9 @@ _TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{},]', re.DOTALL)
 _WS = b" \t\n\r"
 
 
-def array_spans(raw: bytes) -> list[tuple[int, int]] | None:
-    """[start, end) byte spans of the top-level elements of `raw`, a valid JSON array.
+def array_spans(raw: bytes, until: int | None = None) -> list[tuple[int, int]] | None:
+    """[start, end) byte spans of the top-level elements of `raw`, a valid JSON array; with
+    `until`, the scan stops once element `until` is found (the list may end there).
 
     Linear in len(raw) for valid JSON (the only input it is given). Never raises; None when
     `raw` does not scan as one JSON array."""
@@ -59,6 +60,8 @@ def array_spans(raw: bytes) -> list[tuple[int, int]] | None:
         elif depth == 1:  # ',' between two top-level elements
             spans.append((start, at))
             start = at + 1
+            if until is not None and len(spans) > until:
+                return [_strip(raw, lo, hi) for lo, hi in spans]
         elif depth == 0:
             return None
     if end_of_array < 0 or raw[end_of_array:].strip(_WS):
@@ -82,8 +85,9 @@ def sized(raw: bytes | None, rejected: list, array: str = "array") -> list:
     at most MAX_DEAD_LETTERS + 1 long."""
     if not rejected:
         return rejected
-    if raw is not None and any(r.framing == array and r.raw is raw for r in rejected):
-        spans = array_spans(raw)
+    needed = [r.index for r in rejected if r.framing == array and r.raw is raw and r.index is not None]
+    if raw is not None and needed:
+        spans = array_spans(raw, max(needed))
         if spans is not None:
             rejected = [r._replace(raw=raw[spans[r.index][0]:spans[r.index][1]])
                         if r.framing == array and r.raw is raw and r.index is not None and r.index < len(spans)

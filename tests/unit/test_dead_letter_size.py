@@ -161,3 +161,9 @@ def test_the_default_limit_fits_a_topic_created_without_size_configuration():
 def test_an_error_text_with_a_lone_surrogate_still_makes_a_record():
     [value] = letters([Rejected("processing_error", "bad \ud800 text", b"x")])
     assert orjson.loads(value)["error"] == "bad \\ud800 text"
+
+
+def test_array_spans_can_stop_at_the_element_it_needs():
+    raw = b'[1, {"a": [2, 3]}, "x,y", 4]'
+    assert [raw[a:b] for a, b in array_spans(raw, until=1)] == [b"1", b'{"a": [2, 3]}']
+    assert [raw[a:b] for a, b in array_spans(raw, until=3)] == [b"1", b'{"a": [2, 3]}', b'"x,y"', b"4"]
