@@ -22,13 +22,15 @@ import orjson
 from app.core import cx
 from app.core.correlate import Correlator
 from app.core.dips import DetectionConfig
-from app.core.merger import Released, WindowMerger
+from app.core.decode import NOT_JSON, Rejected
+from app.core.merger import Released, WindowMerger, record_problem
 from app.core.offsets import Action, OffsetGuard
 from app.lenses import Lens
 from app.metrics import Metrics
 from app.outbox import SUMMARIES_PARTITION, Outbox
 from app.settings import Settings
 from app.store import TableStore, wait_all
+from agents import safety
 from agents.burns import BurnStep
 from agents.lens import Commit, Seek
 
@@ -146,7 +148,7 @@ class JoinerRunner:
             await self.seek(message.topic, message.partition, self.guard.next_offset)
             self.last_seek = (message.topic, message.partition, self.clock())
         elif action is Action.PROCESS:
-            writes = await self._on_record(message.value)
+            writes = await self._on_record(message)
             if generation == self.generation:
                 self.stream = stream
                 self.unacked.append((writes, event, self.rebalances()))
@@ -186,22 +188,34 @@ class JoinerRunner:
             await self.seek(topic, partition, self.guard.next_offset)
             self.last_seek = (topic, partition, self.clock())
 
-    async def _on_record(self, raw: bytes) -> list:
-        """Apply one record; returns its table writes in flight (awaited before its ack)."""
-        writes: dict[str, bytes | None] = {}
+    def _parse(self, message: Any) -> tuple[dict | None, bool, list]:
+        """(record, changed, dead letter in flight); a record the merger cannot take is dead-lettered."""
+        raw = message.value
         try:
-            record = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            log.error("summaries topic: record is not JSON, skipped: %r", raw[:200])
-            record = None
-        changed = record is not None and self.merger.add(record)
+            record = orjson.loads(raw if raw is not None else b"")
+            problem = record_problem(record, self.lenses)
+            if problem is None:
+                return record, self.merger.add(record), []
+            bad = Rejected(*problem, raw or b"")
+        except orjson.JSONDecodeError as exc:
+            bad = Rejected(NOT_JSON, f"summaries record is not valid JSON: {exc}", raw or b"")
+        except Exception as exc:  # noqa: BLE001 - the per-message safety net (agents/safety.py)
+            bad = safety.processing_error(exc, "joiner merge", raw)
+        self.metrics.invalid.labels(message.topic, bad.reason).inc()  # e.g. someone else wrote here
+        return None, False, [self.outbox.dead_letter(bad, message.topic, message.partition, message.offset,
+                                                     message.key, self.clock())]
+
+    async def _on_record(self, message: Any) -> list:
+        """Apply one record; returns its table writes (and dead letter) in flight, awaited before its ack."""
+        writes: dict[str, bytes | None] = {}
+        record, changed, dead_letters = self._parse(message)
         if changed and record.get("type") == "watermark":
             writes[f"wm|{record['lens']}|{record['partition']}"] = orjson.dumps(record["watermark"])
         elif changed:
-            writes[_partial_key(record)] = raw
+            writes[_partial_key(record)] = message.value
         # Written in this order on one changelog partition: if the offset landed, so did the record.
         writes[NEXT_OFFSET] = orjson.dumps(self.guard.next_offset)
-        futures = self.store.write(SUMMARIES_PARTITION, writes)
+        futures = self.store.write(SUMMARIES_PARTITION, writes) + dead_letters
         if changed and record.get("type") == "watermark":
             await self._release()
         return futures
@@ -265,7 +279,7 @@ class JoinerRunner:
     def _merge(self, window: Released) -> dict | None:
         try:
             merged = self.lenses[window.lens].merge(window.partials)
-        except (ValueError, KeyError) as exc:
+        except Exception as exc:  # noqa: BLE001 - a partial no lens wrote: the window is skipped, logged
             log.error("cannot merge %s window %s of %s: %s", window.lens, window.window_start, window.subject, exc)
             return None
         if window.lens == "sre":

@@ -30,6 +30,7 @@ from app.metrics import Metrics
 from app.outbox import Outbox
 from app.settings import Settings
 from app.store import TableStore, wait_all
+from agents import safety
 
 log = logging.getLogger("lensbridge.lens")
 
@@ -40,11 +41,12 @@ Commit = Callable[[str, dict[int, int]], Awaitable[None]]  # (topic, {partition:
 class _Pending:
     """What one partition has received since its last flush."""
 
-    __slots__ = ("messages", "raw", "acks", "dead_letters", "events")
+    __slots__ = ("messages", "raw", "keys", "acks", "dead_letters", "events")
 
     def __init__(self) -> None:
         self.messages: list[tuple[int, list]] = []
         self.raw: list[bytes] = []  # each message's bytes, beside `messages`: for late dead letters
+        self.keys: list[bytes | None] = []  # each message's key, beside `messages`
         self.acks: list[Any] = []  # Faust events to ack after the flush
         self.dead_letters: list[asyncio.Future] = []
         self.events = 0
@@ -116,7 +118,10 @@ class LensRunner:
             await self._not_processed(stream, event, state, action)
             return
         now_s = self.clock()
-        events, rejected = self.lens.decode(message.value, now_s)
+        try:
+            events, rejected = self.lens.decode(message.value, now_s)
+        except Exception as exc:  # noqa: BLE001 - the per-message safety net (agents/safety.py)
+            events, rejected = [], [safety.processing_error(exc, f"{self.lens.name} lens decode", message.value)]
         pending = self.pending.get(partition)
         if pending is None:
             pending = self.pending[partition] = _Pending()
@@ -126,6 +131,7 @@ class LensRunner:
         pending.acks.append(event)
         pending.events += len(events)
         pending.raw.append(message.value)
+        pending.keys.append(message.key)
         if (pending.events >= self.settings.flush_events
                 or now_s - self.last_flush.get(partition, now_s) >= self.settings.flush_interval_s):
             await self.flush(partition)
@@ -136,7 +142,10 @@ class LensRunner:
             if message.offset <= state.offset:  # handled before a restart: its effects are durable
                 await stream.ack(event)
                 # Decoded only to count its events (replays after a restart are short).
-                events, _ = self.lens.decode(message.value, self.clock())
+                try:
+                    events, _ = self.lens.decode(message.value, self.clock())
+                except Exception:  # noqa: BLE001 - dead-lettered when it was first handled
+                    events = []
                 self.metrics.replay_skipped.labels(self.lens.name).inc(len(events))
         elif action is Action.SEEK:
             target = self.guards[message.partition].next_offset
@@ -146,9 +155,12 @@ class LensRunner:
             self.last_seek[message.partition] = self.clock()
 
     def _dead_letter(self, bad: Rejected, message: Any) -> asyncio.Future:
-        self.metrics.invalid.labels(message.topic, bad.reason).inc()
-        return self.outbox.dead_letter(bad, message.topic, message.partition, message.offset,
-                                       message.key, self.clock())
+        return self._dead_letter_at(bad, message.partition, message.offset, message.key)
+
+    def _dead_letter_at(self, bad: Rejected, partition: int, offset: int, key: bytes | None) -> asyncio.Future:
+        for reason, count in bad.counts().items():  # a summary dead letter stands for many elements
+            self.metrics.invalid.labels(self.lens.topic, reason).inc(count)
+        return self.outbox.dead_letter(bad, self.lens.topic, partition, offset, key, self.clock())
 
     # -- flush ---------------------------------------------------------------------------------
     async def flush(self, partition: int, generation: int | None = None) -> None:
@@ -167,13 +179,19 @@ class LensRunner:
         state = self.state(partition)
         pending = self.pending.pop(partition, None) or _Pending()
         self.last_flush[partition] = now_s
-        outcome = state.fold(pending.messages, now_s)
+        try:
+            outcome, refold_writes = state.fold(pending.messages, now_s), []
+        except Exception as exc:  # noqa: BLE001 - a poison message: isolate it, fold the others
+            safety.log_once(exc, f"{self.lens.name} lens fold")
+            state, outcome, refold_writes = await safety.refold(self, partition, pending, now_s)
+            if state is None:
+                return  # revoked meanwhile: unacked, the next owner reads this input again
         self._count(outcome)
         if outcome.late:
             raw = {offset: value for (offset, _), value in zip(pending.messages, pending.raw)}
             for offset, event in outcome.late:
                 pending.dead_letters.append(self._late(state, partition, offset, event, raw[offset]))
-        state_writes = self.store.write(partition, state.checkpoint())
+        state_writes = refold_writes + self.store.write(partition, state.checkpoint())
         records = self._closed_records(state, partition)
         tombstones = state.drop_closed()
         if tombstones:

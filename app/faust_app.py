@@ -147,7 +147,7 @@ def _lens_agent(app: faust.App, runner: LensRunner, topic: faust.TopicT) -> None
         async for event in manual.events():
             try:
                 await runner.on_event(manual, event)
-            except Exception:  # decoding never raises; this is Kafka or a bug
+            except Exception:  # a message cannot raise here (agents/safety.py): Kafka or the state store
                 _crash(f"{runner.lens.name} lens agent")
 
     app.agent(topic, name=f"lensbridge.{runner.lens.name}")(lens_agent)

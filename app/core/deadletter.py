@@ -5,12 +5,17 @@ all); the key is kept as text when it is valid UTF-8, because keys are usually
 service or cohort names a person searches for, and as base64 otherwise, with
 `key_encoding` saying which. `raw_bytes` and `key_bytes` invert the record.
 
-Size: base64 grows raw by 4/3, so the dead-letter topic's max.message.bytes
-must exceed 4/3 of LENSBRIDGE_MAX_MESSAGE_BYTES plus about 1 KiB, or an
-oversize input message cannot be dead-lettered whole.
+Size: every record fits `record_limit_bytes` (the dead-letter topic's
+max.message.bytes) by construction. The error text is capped at
+`MAX_ERROR_CHARS` and the key at `MAX_KEY_BYTES` (`key_truncated`); `raw` keeps
+at most `max_raw_bytes(record_limit_bytes)` bytes, a prefix, with
+`raw_truncated`, `raw_length` (the original length) and `raw_sha256` (of the
+full bytes) saying what was cut. `record_limit_bytes(max_message_bytes)` is the
+limit under which no input message's raw is ever cut: base64 grows raw by 4/3.
 """
 import base64
 import binascii
+import hashlib
 
 import orjson
 
@@ -18,6 +23,26 @@ from app.core.decode import Rejected
 from app.core.timeparse import format_rfc3339
 
 RAW_ENCODING = "base64"
+MAX_ERROR_CHARS = 2000
+MAX_KEY_BYTES = 1024
+# Everything of a dead-letter Kafka record but raw's base64 stays under this: the fields
+# (topic names <= 249 chars), the error (<= 2000 chars, <= 6 bytes each when JSON-escaped),
+# a summary (<= 100 index ranges), the key twice (Kafka key and `key`) and the record overhead.
+ENVELOPE_BYTES = 32 * 1024
+# The record limit assumed when none is given: under the broker default of 1048588, so it
+# holds on a dead-letter topic created with no size configuration.
+DLQ_MAX_RECORD_BYTES = 1_000_000
+
+
+def max_raw_bytes(record_limit_bytes: int) -> int:
+    """Bytes of raw a dead-letter record keeps under a topic limit of `record_limit_bytes`."""
+    return max(0, (record_limit_bytes - ENVELOPE_BYTES) // 4 * 3)
+
+
+def record_limit_bytes(max_message_bytes: int) -> int:
+    """The dead-letter topic's max.message.bytes at which no raw of an input message up to
+    `max_message_bytes` (LENSBRIDGE_MAX_MESSAGE_BYTES) is ever truncated."""
+    return -(-max_message_bytes // 3) * 4 + ENVELOPE_BYTES
 
 
 def dead_letter_record(
@@ -27,31 +52,44 @@ def dead_letter_record(
     offset: int,
     key: bytes | None,
     received_at_s: float,
+    record_limit: int = DLQ_MAX_RECORD_BYTES,
 ) -> bytes:
-    """The dead-letter record for `rejected`, as orjson bytes.
+    """The dead-letter record for `rejected`, as orjson bytes, under `record_limit` bytes.
 
     `received_at_s` is when the message was processed (a parameter: the core never reads the clock).
     """
-    key_text, key_encoding = _encode_key(key)
+    raw = rejected.raw
+    kept = raw[:max_raw_bytes(record_limit)]
+    key_text, key_encoding = _encode_key(None if key is None else key[:MAX_KEY_BYTES])
+    error = rejected.error
+    if len(error) > MAX_ERROR_CHARS:
+        error = error[:MAX_ERROR_CHARS] + "... (truncated)"
+    error = error.encode("utf-8", "backslashreplace").decode("utf-8")  # lone surrogates: not encodable
     record = {
         "reason": rejected.reason,
-        "error": rejected.error,
+        "error": error,
         "topic": topic,
         "partition": partition,
         "offset": offset,
         "key": key_text,
         "key_encoding": key_encoding,
-        "raw": base64.b64encode(rejected.raw).decode("ascii"),
+        "key_truncated": key is not None and len(key) > MAX_KEY_BYTES,
+        "raw": base64.b64encode(kept).decode("ascii"),
         "raw_encoding": RAW_ENCODING,
+        "raw_truncated": len(kept) < len(raw),
+        "raw_length": len(raw),
+        "raw_sha256": hashlib.sha256(raw).hexdigest(),
         "index": rejected.index,
         "framing": rejected.framing,
+        "summary": getattr(rejected, "summary", None),
         "received_at": format_rfc3339(received_at_s),
     }
     return orjson.dumps(record)
 
 
 def raw_bytes(record: dict) -> bytes:
-    """The original bytes of a decoded dead-letter record (the inverse of `raw`)."""
+    """The original bytes of a decoded dead-letter record (the inverse of `raw`); when
+    `raw_truncated` is true, the kept prefix of `raw_length` bytes (`raw_sha256` is of all)."""
     if record.get("raw_encoding") != RAW_ENCODING:
         raise ValueError(f"unknown raw_encoding {record.get('raw_encoding')!r}, expected 'base64'")
     return _b64decode(record["raw"], "raw")

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from app.core.events import RUM_TYPES, WEB_VITALS, RequestEvent, RumEvent
+from app.core.framing import sized
 from app.core.timeparse import TimestampTypeError, format_rfc3339, parse_ts, show_value
 from app.core.vendors import to_native_rum
 
@@ -34,13 +35,16 @@ SINGLE, ARRAY, NDJSON = "single", "array", "ndjson"
 
 
 class Rejected(NamedTuple):
-    """One rejected element.
+    """One rejected element, or the summary of many (`summary`).
 
-    `raw` is lossless: the whole message, except for NDJSON where it is the exact
-    bytes of the offending line (without its newline). An array element keeps the
-    whole message, because re-encoding the element would not give back the
-    producer's bytes; `index` says which element (or which 0-based line), and is
-    None when the message as a whole is rejected.
+    `raw` is lossless and sized by its cause: the whole message when the message as
+    a whole is rejected, the exact bytes of the offending NDJSON line (without its
+    newline) or array element (as the producer wrote it, found by `array_spans`).
+    `index` says which element (or which 0-based line), and is None when the message
+    as a whole is rejected. A message with more than `MAX_DEAD_LETTERS` rejected
+    elements gets that many of their own, and one more for the rest: `summary` is
+    then {"count", "reasons" (reason -> count), "indexes" ([first, last] ranges),
+    "indexes_truncated"}, `index` is None and `raw` is the whole message.
     """
 
     reason: str
@@ -48,6 +52,11 @@ class Rejected(NamedTuple):
     raw: bytes
     index: int | None = None
     framing: str = SINGLE
+    summary: dict | None = None
+
+    def counts(self) -> dict[str, int]:
+        """Rejected elements by reason that this dead letter stands for (for the counters)."""
+        return dict(self.summary["reasons"]) if self.summary else {self.reason: 1}
 
 
 class DecodeLimits(NamedTuple):
@@ -87,7 +96,7 @@ def decode_requests(
             events.append(_request_event(obj, now_s, max_ts_s))
         except Invalid as exc:
             rejected.append(Rejected(exc.reason, exc.error, elem_raw, index, framing))
-    return events, rejected
+    return events, sized(raw, rejected)
 
 
 def decode_rum(
@@ -104,7 +113,7 @@ def decode_rum(
                 events.append(_rum_event(native, now_s, max_ts_s, cohort_keys))
             except Invalid as exc:
                 rejected.append(Rejected(exc.reason, exc.error, elem_raw, index, framing))
-    return events, rejected
+    return events, sized(raw, rejected)
 
 
 # --- framing ----------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ released are re-sends too and are ignored.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Collection
 
 Key = tuple[str, str, int]  # (lens, subject, window_start)
 
@@ -75,3 +76,39 @@ class WindowMerger:
             if floor_end > self.released_until.get(lens, float("-inf")):
                 self.released_until[lens] = floor_end
         return out
+
+
+def record_problem(record: object, lenses: Collection[str]) -> tuple[str, str] | None:
+    """(reason, error) when `record` is not a summaries record `WindowMerger.add` can take.
+
+    Lenses write only well-formed records; this guards against anyone else writing to the
+    summaries topic (the joiner dead-letters such a record instead of failing on it)."""
+    if type(record) is not dict:
+        return "not_object", f"summaries record must be a JSON object, got {type(record).__name__}"
+    lens = record.get("lens")
+    if type(lens) is not str or lens not in lenses:
+        return "out_of_range", f"field 'lens' must be one of {', '.join(sorted(lenses))}, got {_show(lens)}"
+    partition = record.get("partition")
+    if type(partition) is not int or partition < 0:
+        return "wrong_type", f"field 'partition' must be an integer >= 0, got {_show(partition)}"
+    if record.get("type") == "watermark":
+        mark = record.get("watermark", 0)
+        if mark is not None and not _is_number(mark):
+            return "wrong_type", f"field 'watermark' must be a number or null, got {_show(mark)}"
+        return None
+    subject, start, end = record.get("subject"), record.get("window_start"), record.get("window_end")
+    if type(subject) is not str or not subject:
+        return "wrong_type", f"field 'subject' must be a non-empty string, got {_show(subject)}"
+    if type(start) is not int or not _is_number(end) or end <= start:
+        return "wrong_type", (f"fields 'window_start' and 'window_end' must be an integer and a later "
+                              f"number, got {_show(start)} and {_show(end)}")
+    return None
+
+
+def _is_number(value: object) -> bool:
+    return (type(value) is int or type(value) is float) and value == value and abs(value) != float("inf")
+
+
+def _show(value: object) -> str:
+    text = repr(value) if type(value) in (str, int, float, bool) or value is None else type(value).__name__
+    return text if len(text) <= 80 else text[:80] + "..."

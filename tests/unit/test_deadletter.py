@@ -1,5 +1,6 @@
 """The dead-letter record: matches its schema, keeps bytes lossless, inverts."""
 import calendar
+import hashlib
 import json
 import pathlib
 
@@ -30,7 +31,8 @@ def test_fields():
     assert doc == {
         "reason": "out_of_range", "error": "field 'status' must be an integer 100-599, got 700",
         "topic": "requests", "partition": 3, "offset": 99, "key": "checkout", "key_encoding": "utf-8",
-        "raw": "e30=", "raw_encoding": "base64", "index": 1, "framing": "array",
+        "key_truncated": False, "raw": "e30=", "raw_encoding": "base64", "raw_truncated": False, "raw_length": 2,
+        "raw_sha256": hashlib.sha256(b"{}").hexdigest(), "index": 1, "framing": "array", "summary": None,
         "received_at": "2026-01-01T00:00:01.500Z",
     }
 

@@ -11,6 +11,7 @@ import pytest
 from app.core import decode
 from app.core.decode import DecodeLimits, Rejected, decode_requests, decode_rum
 from app.core.events import RequestEvent, RumEvent
+from app.core.framing import array_spans
 
 NOW_S = float(calendar.timegm((2026, 1, 1, 0, 0, 0)))
 LIMITS = DecodeLimits(max_message_bytes=4096, max_future_skew_s=300.0)
@@ -48,7 +49,7 @@ def test_array_with_one_bad_element_rejects_that_element_only():
     events, rejected = requests(raw)
     assert [e.service for e in events] == ["a", "c"]
     assert rejected == [Rejected("out_of_range", "field 'status' must be an integer 100-599, got 700",
-                                 raw, 1, decode.ARRAY)]
+                                 orjson.dumps(req(status=700)), 1, decode.ARRAY)]  # that element's own bytes
 
 
 def test_ndjson_with_a_bad_line_keeps_that_lines_exact_bytes():
@@ -219,7 +220,8 @@ def test_every_rum_element_goes_through_the_vendor_mapping(monkeypatch):
     raw = orjson.dumps([{"id": "a"}, {"id": "b"}])
     events, rejected = decode_rum(raw, NOW_S, LIMITS)
     assert seen == ["a", "b"] and [e.session_id for e in events] == ["a", "b"]
-    assert [(r.reason, r.index, r.raw) for r in rejected] == [("unknown_type", 0, raw), ("unknown_type", 1, raw)]
+    assert [(r.reason, r.index, r.raw) for r in rejected] == [("unknown_type", 0, b'{"id":"a"}'),
+                                                              ("unknown_type", 1, b'{"id":"b"}')]
 
 
 # --- the end-to-end data file ---------------------------------------------------------------
@@ -236,7 +238,9 @@ def test_bad_lines_file_decodes_as_its_expectation_says():
         events, rejected = decode_requests(raw, now_s, LIMITS)
         assert sorted(r.reason for r in rejected) == sorted(row["reasons"]), row
         assert len(events) == row["good_events"], row
-        assert all(r.raw == raw for r in rejected)  # one message per line: raw is the line
+        # One message per line: raw is the line, or for an array element that element's bytes.
+        spans = array_spans(raw) or []
+        assert all(r.raw == (raw[slice(*spans[r.index])] if r.framing == decode.ARRAY else raw) for r in rejected)
         kinds.update(row["reasons"])
     assert len(kinds) >= 8
 

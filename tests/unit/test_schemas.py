@@ -6,6 +6,7 @@ future skew is a property of the stream, not of the record (the schema cannot
 express it; test_decode.py covers it).
 """
 import base64
+import hashlib
 import json
 import pathlib
 
@@ -104,3 +105,9 @@ def test_valid_dead_letters_invert_to_bytes(path):
     assert base64.b64encode(raw).decode() == record["raw"]
     key = key_bytes(record)
     assert (key is None) == (record["key"] is None)
+    # raw_length and raw_sha256 describe the full bytes; they are raw's own unless truncated.
+    if record["raw_truncated"]:
+        assert len(raw) < record["raw_length"]
+    else:
+        assert len(raw) == record["raw_length"]
+        assert hashlib.sha256(raw).hexdigest() == record["raw_sha256"]
