@@ -21,7 +21,8 @@ import asyncio
 import logging
 from typing import Any, Awaitable, Callable
 
-from app.core.decode import LATE, Rejected
+from app.core.decode import Rejected
+from app.core.deadletter import late_rejection
 from app.core.offsets import Action, OffsetGuard
 from app.core.partition import PartitionState, partition_prefix
 from app.core.windows import idle_targets, window_start
@@ -189,8 +190,11 @@ class LensRunner:
         self._count(outcome)
         if outcome.late:
             raw = {offset: value for (offset, _), value in zip(pending.messages, pending.raw)}
+            late_by_offset: dict[int, list] = {}
             for offset, event in outcome.late:
-                pending.dead_letters.append(self._late(state, partition, offset, event, raw[offset]))
+                late_by_offset.setdefault(offset, []).append(event)
+            for offset, late_events in late_by_offset.items():
+                pending.dead_letters.append(self._late(state, partition, offset, late_events, raw[offset]))
         state_writes = refold_writes + self.store.write(partition, state.checkpoint())
         records = self._closed_records(state, partition)
         tombstones = state.drop_closed()
@@ -270,14 +274,12 @@ class LensRunner:
         for task in list(self.inflight.values()):
             await task
 
-    def _late(self, state: PartitionState, partition: int, offset: int, event: Any,
+    def _late(self, state: PartitionState, partition: int, offset: int, events: list,
               raw: bytes) -> asyncio.Future:
-        start = window_start(event.ts_s, self.spec.window_s)
-        error = (f"event at ts={event.ts_s} belongs to window [{start}, {start + self.spec.window_s}) which "
-                 f"already closed on partition {partition} (watermark {state.watermark.watermark_s:.3f}); "
-                 f"raise LENSBRIDGE_GRACE_SECONDS to accept later events")
-        bad = Rejected(LATE, error, raw)
-        self.metrics.late.labels(self.lens.name).inc()
+        """One dead letter per message for its late events: a batched message with k late
+        events carries its bytes once, not k times (k copies grew with the square of its size)."""
+        self.metrics.late.labels(self.lens.name).inc(len(events))
+        bad = late_rejection(events, raw, partition, state.watermark.watermark_s, self.spec.window_s)
         return self.outbox.dead_letter(bad, self.lens.topic, partition, offset, None, self.clock())
 
     def _count(self, outcome: Any) -> None:

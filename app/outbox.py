@@ -22,7 +22,7 @@ from typing import Any, Callable
 import orjson
 from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
 
-from app.core.deadletter import dead_letter_record
+from app.core.deadletter import DLQ_MAX_RECORD_BYTES, MAX_KEY_BYTES, dead_letter_record
 from app.core.decode import Rejected
 from app.core.sizes import REFUSED_PREFIX_BYTES, bound_alert, fits, refused_record
 
@@ -67,8 +67,11 @@ class Outbox:
 
     def dead_letter(self, bad: Rejected, topic: str, partition: int, offset: int,
                     key: bytes | None, received_at_s: float) -> asyncio.Future:
-        record = dead_letter_record(bad, topic, partition, offset, key, received_at_s)
-        return self._send(self._dlq, key, record)
+        # Sized to the dead-letter topic's own limit, so raw is cut only beyond what it holds;
+        # the Kafka key is capped like the record's `key` (a 1 MB input key must not sink it).
+        limit = self._limits.get(self._dlq.get_topic_name(), DLQ_MAX_RECORD_BYTES)
+        record = dead_letter_record(bad, topic, partition, offset, key, received_at_s, record_limit=limit)
+        return self._send(self._dlq, None if key is None else key[:MAX_KEY_BYTES], record)
 
     # -- size limits ---------------------------------------------------------------------------
     def _send(self, channel: Any, key: bytes | None, value: bytes, partition: int | None = None,

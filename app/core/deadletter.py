@@ -19,7 +19,7 @@ import hashlib
 
 import orjson
 
-from app.core.decode import Rejected
+from app.core.decode import LATE, SINGLE, Rejected
 from app.core.timeparse import format_rfc3339
 
 RAW_ENCODING = "base64"
@@ -32,6 +32,29 @@ ENVELOPE_BYTES = 32 * 1024
 # The record limit assumed when none is given: under the broker default of 1048588, so it
 # holds on a dead-letter topic created with no size configuration.
 DLQ_MAX_RECORD_BYTES = 1_000_000
+
+
+def late_rejection(events: list, raw: bytes, partition: int, watermark_s: float, window_s: int) -> Rejected:
+    """The dead letter of one message's late events (each has `ts_s`), its bytes kept once.
+
+    A message of one late event is that event. A batched message with k late events
+    (the others were counted) becomes one record with a `summary` of k: which of its
+    elements were late is not known here (vendor mappings can expand one element into
+    many events), so the error names the window span and the other elements were counted.
+    """
+    first = min(events, key=lambda e: e.ts_s)
+    start = int(first.ts_s // window_s * window_s)
+    fix = "raise LENSBRIDGE_GRACE_SECONDS to accept later events"
+    if len(events) == 1:
+        error = (f"event at ts={first.ts_s} belongs to window [{start}, {start + window_s}) which already "
+                 f"closed on partition {partition} (watermark {watermark_s:.3f}); {fix}")
+        return Rejected(LATE, error, raw)
+    last = max(e.ts_s for e in events)
+    error = (f"{len(events)} events of this message were late: ts {first.ts_s} to {last}, windows from "
+             f"[{start}, {start + window_s}) already closed on partition {partition} (watermark "
+             f"{watermark_s:.3f}); its other events were counted, so replay only these; {fix}")
+    summary = {"count": len(events), "reasons": {LATE: len(events)}, "indexes": [], "indexes_truncated": True}
+    return Rejected(LATE, error, raw, None, SINGLE, summary)
 
 
 def max_raw_bytes(record_limit_bytes: int) -> int:

@@ -72,3 +72,20 @@ def test_raw_bytes_rejects_corruption():
         raw_bytes(dict(doc, raw="YW*j"))
     with pytest.raises(ValueError, match="raw_encoding"):
         raw_bytes(dict(doc, raw_encoding="hex"))
+
+
+def test_late_events_of_one_message_share_one_record_with_their_count() -> None:
+    from types import SimpleNamespace
+
+    from app.core.deadletter import late_rejection
+
+    raw = b'[{"ts": 1}, {"ts": 2}, {"ts": 3}]'
+    events = [SimpleNamespace(ts_s=float(t)) for t in (3, 1, 2)]
+    bad = late_rejection(events, raw, 1, 70.0, 60)
+    assert (bad.reason, bad.raw, bad.index, bad.summary["count"]) == ("late", raw, None, 3)
+    assert bad.counts() == {"late": 3}
+    assert "ts 1.0 to 3.0" in bad.error and "LENSBRIDGE_GRACE_SECONDS" in bad.error
+    record = orjson.loads(dead_letter_record(bad, "requests", 1, 7, None, 1_700_000_000.0))
+    assert raw_bytes(record) == raw and record["summary"]["reasons"] == {"late": 3}
+    one = late_rejection(events[:1], raw, 1, 70.0, 60)
+    assert one.summary is None and "window [0, 60)" in one.error

@@ -346,3 +346,24 @@ def test_drain_commits_every_partition_it_flushed() -> None:
         assert runner.test_commits == [("requests", {0: 1, 1: 2})]
 
     asyncio.run(scenario())
+
+
+def test_a_batched_message_of_late_events_is_one_dead_letter_carrying_its_bytes_once() -> None:
+    async def scenario() -> None:
+        runner, _, outbox = _runner()
+        stream = FakeStream()
+        await runner.on_event(stream, _event(0, 0, T0_S + 1))
+        await runner.on_event(stream, _event(0, 1, T0_S + 200))  # closes W0 on partition 0
+        await runner.flush(0)
+        batch = [{"ts": T0_S + 2 + i / 1000, "service": "search", "latency_ms": 1.0, "status": 200}
+                 for i in range(500)]
+        batch.append({"ts": T0_S + 202, "service": "search", "latency_ms": 1.0, "status": 200})
+        late = _event(0, 2, T0_S)
+        late.message.value = orjson.dumps(batch)
+        await runner.on_event(stream, late)
+        await runner.drain()
+        assert outbox.dead_letters == [("late", 0, 2, late.message.value)]
+        assert runner.metrics.late.labels("sre")._value.get() == 500
+        assert stream.acked == [0, 1, 2]
+
+    asyncio.run(scenario())

@@ -106,19 +106,22 @@ def test_other_send_failures_still_propagate():
     asyncio.run(run())
 
 
-def test_an_oversized_dead_letter_becomes_a_small_one_and_a_refused_refusal_stops(caplog):
+def test_a_dead_letter_is_cut_to_its_topics_limit_and_a_refused_refusal_stops(caplog):
     async def run():
-        outbox, topics, metrics = _outbox(dlq_limit=BATCH_OVERHEAD_BYTES + 3_000)
+        limit = 48 * 1024
+        outbox, topics, metrics = _outbox(dlq_limit=limit)
         bad = Rejected("wrong_type", "bad", b"y" * 100_000)
-        assert await outbox.dead_letter(bad, "requests", 1, 7, b"key", 1.0) is None
+        await outbox.dead_letter(bad, "requests", 1, 7, b"key", 1.0)
         [(_, value, _)] = topics["d"].sent
-        assert orjson.loads(value)["reason"] == RECORD_TOO_LARGE and orjson.loads(value)["topic"] == "d"
-        assert _refused(metrics, "d", OVER_LIMIT) == 1
-        outbox._limits["d"] = 10  # now even the refusal does not fit: logged, counted, no loop
+        record = orjson.loads(value)
+        # Sized by construction: raw is cut to what the topic holds, the rest described.
+        assert record["reason"] == "wrong_type" and record["raw_truncated"] is True
+        assert record["raw_length"] == 100_000 and len(value) < limit
+        assert not _refused(metrics, "d", OVER_LIMIT)
+        outbox._limits["d"] = 10  # now not even the envelope fits: logged, counted, no loop
         with caplog.at_level(logging.CRITICAL, "lensbridge.outbox"):
             await outbox.dead_letter(bad, "requests", 1, 8, b"key", 1.0)
-        assert len(topics["d"].sent) == 1 and _refused(metrics, "d", OVER_LIMIT) == 3
-        assert any(r.levelno == logging.CRITICAL for r in caplog.records)
+        assert len(topics["d"].sent) == 1 and _refused(metrics, "d", OVER_LIMIT) == 2
     asyncio.run(run())
 
 
