@@ -31,7 +31,8 @@ def window_spec(settings: Settings) -> WindowSpec:
 
 
 def _limits(settings: Settings) -> DecodeLimits:
-    return DecodeLimits(settings.max_message_bytes, settings.max_future_skew_s)
+    return DecodeLimits(settings.max_message_bytes, settings.max_future_skew_s,
+                        settings.max_subject_chars, settings.max_latency_ms)
 
 
 # Merging k partition digests into one of the same size loses tail resolution (p99 off by

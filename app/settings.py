@@ -32,9 +32,23 @@ def _float(name: str, raw: str, minimum: float | None = None, maximum: float | N
         value = float(raw)
     except ValueError:
         raise SettingsError(f"{name}={raw!r} is not a number; set {name} to a number") from None
+    if value != value:  # NaN passes every comparison below
+        raise SettingsError(f"{name}={raw!r} is not a number; set {name} to a number")
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
         raise SettingsError(f"{name}={raw!r} must be between {minimum} and {maximum}")
     return value
+
+
+def _int_range(name: str, raw: str, minimum: int, maximum: int) -> int:
+    value = _int(name, raw, minimum)
+    if value > maximum:
+        raise SettingsError(f"{name}={raw!r} must be at most {maximum}")
+    return value
+
+
+# Upper bounds of the decoder's caps: record sizes downstream are planned for them.
+MAX_SUBJECT_CHARS_LIMIT = 4096
+MAX_LATENCY_MS_LIMIT = 86_400_000.0 * 365  # a year
 
 
 def _str(name: str, raw: str) -> str:
@@ -92,6 +106,8 @@ _ENV: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "max_subjects": ("LENSBRIDGE_MAX_SUBJECTS", lambda n, r: _int(n, r, 1)),
     "max_future_skew_s": ("LENSBRIDGE_MAX_FUTURE_SKEW_SECONDS", lambda n, r: _float(n, r, 0.0)),
     "max_message_bytes": ("LENSBRIDGE_MAX_MESSAGE_BYTES", lambda n, r: _int(n, r, 64)),
+    "max_subject_chars": ("LENSBRIDGE_MAX_SUBJECT_CHARS", lambda n, r: _int_range(n, r, 1, MAX_SUBJECT_CHARS_LIMIT)),
+    "max_latency_ms": ("LENSBRIDGE_MAX_LATENCY_MS", lambda n, r: _float(n, r, 1.0, MAX_LATENCY_MS_LIMIT)),
     "error_statuses": ("LENSBRIDGE_ERROR_STATUSES", _status_ranges),
     "digest_compression": ("LENSBRIDGE_DIGEST_COMPRESSION", lambda n, r: _int(n, r, 10)),
     "latency_quantiles": ("LENSBRIDGE_LATENCY_QUANTILES", _quantiles),
@@ -147,6 +163,10 @@ class Settings:
     max_subjects: int = 10_000
     max_future_skew_s: float = 300.0
     max_message_bytes: int = 1_048_576
+    # Longer service, cohort, session or view ids are dead-lettered `out_of_range`.
+    max_subject_chars: int = 256
+    # Larger latencies (and TTI, ms web vitals) are dead-lettered `out_of_range`: one hour.
+    max_latency_ms: float = 3_600_000.0
     error_statuses: str = "500-599"
     digest_compression: int = 500
     latency_quantiles: tuple[float, ...] = (0.5, 0.95, 0.99)

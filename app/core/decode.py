@@ -8,27 +8,32 @@ example through here and require the same verdict. Hot path (BRIEF section 5):
 one `orjson.loads` per message, plain type checks, no jsonschema at runtime.
 Unknown fields are ignored. Time is a parameter: historical times are
 accepted, times beyond `now_s + max_future_skew_s` are not.
+
+Total: for any bytes the decoders return (events, rejected) and never raise. Causes are
+handled where they arise (type checks before lookups and loops, range checks before
+float conversion, bounded rendering of bad values); should a bug still raise, a
+per-element guard rejects that element alone as `processing_error` (exception type and
+location in the error text), so one producer can never stop the stream.
 """
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import orjson
 
-from app.core.events import RUM_TYPES, WEB_VITALS, RequestEvent, RumEvent
+from app.core.events import RequestEvent, RumEvent
+from app.core.fields import (LATENCY_CAP, MAX_ERROR_CHARS, Invalid, check_optional_str, expect,
+                             number, require, subject, timestamp)
+from app.core.reasons import (BAD_TIMESTAMP, EMPTY, FUTURE_TIMESTAMP, LATE, MISSING_FIELD,
+                              NOT_JSON, NOT_OBJECT, NOT_UTF8, OUT_OF_RANGE, OVERSIZE,
+                              PROCESSING_ERROR, REASONS, RECORD_TOO_LARGE, UNKNOWN_TYPE, WRONG_TYPE)
 from app.core.framing import sized
-from app.core.timeparse import TimestampTypeError, format_rfc3339, parse_ts, show_value
+from app.core.rum_event import MAX_CLS, rum_event
+from app.core.timeparse import parse_ts, show_value
 from app.core.vendors import to_native_rum
 
-# Reason codes: stable lower_snake, Prometheus label values and the `reason` of
-# dead letters (schemas/dead-letter.schema.json lists them; a test keeps both in step).
-OVERSIZE, EMPTY, NOT_UTF8, NOT_JSON, NOT_OBJECT = "oversize", "empty", "not_utf8", "not_json", "not_object"
-MISSING_FIELD, WRONG_TYPE, OUT_OF_RANGE = "missing_field", "wrong_type", "out_of_range"
-BAD_TIMESTAMP, FUTURE_TIMESTAMP, UNKNOWN_TYPE = "bad_timestamp", "future_timestamp", "unknown_type"
-LATE = "late"  # the window engine's, not the decoder's
-PROCESSING_ERROR = "processing_error"  # an agent's per-record catch-all, not the decoder's
-RECORD_TOO_LARGE = "record_too_large"  # the outbox's: a record the worker wrote was refused for its size
-REASONS = (OVERSIZE, EMPTY, NOT_UTF8, NOT_JSON, NOT_OBJECT, MISSING_FIELD, WRONG_TYPE,
-           OUT_OF_RANGE, BAD_TIMESTAMP, FUTURE_TIMESTAMP, UNKNOWN_TYPE, LATE, PROCESSING_ERROR,
-           RECORD_TOO_LARGE)
+__all__ = ["ARRAY", "BAD_TIMESTAMP", "EMPTY", "FUTURE_TIMESTAMP", "LATE", "MAX_CLS", "MAX_ERROR_CHARS",
+           "MISSING_FIELD", "NDJSON", "NOT_JSON", "NOT_OBJECT", "NOT_UTF8", "OUT_OF_RANGE", "OVERSIZE",
+           "PROCESSING_ERROR", "REASONS", "RECORD_TOO_LARGE", "SINGLE", "UNKNOWN_TYPE", "WRONG_TYPE", "DecodeLimits",
+           "Rejected", "decode_requests", "decode_rum"]
 
 # Where a rejected element sat in its message (`framing` of a dead letter).
 SINGLE, ARRAY, NDJSON = "single", "array", "ndjson"
@@ -62,58 +67,81 @@ class Rejected(NamedTuple):
 class DecodeLimits(NamedTuple):
     max_message_bytes: int = 1_048_576
     max_future_skew_s: float = 300.0
-
-
-class Invalid(Exception):
-    """An element failed a check; becomes a Rejected."""
-
-    def __init__(self, reason: str, error: str) -> None:
-        super().__init__(reason, error)
-        self.reason, self.error = reason, error
+    max_subject_chars: int = 256  # service, cohort, session and view ids (LENSBRIDGE_MAX_SUBJECT_CHARS)
+    max_latency_ms: float = 3_600_000.0  # latency_ms, tti_ms, ms web vitals (LENSBRIDGE_MAX_LATENCY_MS)
 
 
 _REQUEST_OPTIONAL = ("route", "method", "trace_id", "session_id", "region")
-_RUM_OPTIONAL = ("view_id", "page", "user_id")
-_RUM_TYPE_SET = frozenset(RUM_TYPES)
 _new_tuple = tuple.__new__  # skips a NamedTuple's Python-level __new__: ~0.1 µs per event
 
 
 def decode_requests(
     raw: bytes | None, now_s: float, limits: DecodeLimits
 ) -> tuple[list[RequestEvent], list[Rejected]]:
-    """Decode one message of the requests topic."""
+    """Decode one message of the requests topic. Total: never raises, for any bytes."""
     max_ts_s = now_s + limits.max_future_skew_s
+    max_chars, max_ms = limits.max_subject_chars, limits.max_latency_ms
     framed = _frame(raw, limits)
     if type(framed) is dict:  # one object: skip the element bookkeeping
         try:
-            return [_request_event(framed, now_s, max_ts_s)], []
+            return [_request_event(framed, now_s, max_ts_s, max_chars, max_ms)], []
         except Invalid as exc:
             return [], [Rejected(exc.reason, exc.error, raw)]
+        except Exception as exc:  # noqa: BLE001 - a decoder bug costs this element, not the stream
+            return [], [Rejected(PROCESSING_ERROR, _bug(exc), raw)]
     elements, rejected = framed
     events = []
     for obj, index, framing, elem_raw in elements:
         try:
-            events.append(_request_event(obj, now_s, max_ts_s))
+            events.append(_request_event(obj, now_s, max_ts_s, max_chars, max_ms))
         except Invalid as exc:
             rejected.append(Rejected(exc.reason, exc.error, elem_raw, index, framing))
+        except Exception as exc:  # noqa: BLE001
+            rejected.append(Rejected(PROCESSING_ERROR, _bug(exc), elem_raw, index, framing))
     return events, sized(raw, rejected)
 
 
 def decode_rum(
     raw: bytes | None, now_s: float, limits: DecodeLimits, cohort_keys: tuple[str, ...] = ()
 ) -> tuple[list[RumEvent], list[Rejected]]:
-    """Decode one message of the RUM topic; each object goes through the vendor mapping first."""
+    """Decode one message of the RUM topic; each object goes through the vendor mapping first.
+    Total: never raises, for any bytes."""
     max_ts_s = now_s + limits.max_future_skew_s
+    max_chars, max_ms = limits.max_subject_chars, limits.max_latency_ms
     framed = _frame(raw, limits)
     elements, rejected = ([(framed, None, SINGLE, raw)], []) if type(framed) is dict else framed
     events = []
     for obj, index, framing, elem_raw in elements:
-        for native in to_native_rum(obj):
+        try:
+            natives = to_native_rum(obj)
+        except Invalid as exc:  # a vendor container of the wrong type
+            rejected.append(Rejected(exc.reason, exc.error, elem_raw, index, framing))
+            continue
+        except Exception as exc:  # noqa: BLE001 - a mapping bug costs this element, not the stream
+            rejected.append(Rejected(PROCESSING_ERROR, _bug(exc), elem_raw, index, framing))
+            continue
+        for native in natives:
             try:
-                events.append(_rum_event(native, now_s, max_ts_s, cohort_keys))
+                events.append(rum_event(native, now_s, max_ts_s, cohort_keys, max_chars, max_ms))
             except Invalid as exc:
                 rejected.append(Rejected(exc.reason, exc.error, elem_raw, index, framing))
+            except Exception as exc:  # noqa: BLE001
+                rejected.append(Rejected(PROCESSING_ERROR, _bug(exc), elem_raw, index, framing))
     return events, sized(raw, rejected)
+
+
+def _bug(exc: Exception) -> str:
+    """The error text of an unexpected exception: its type, where it was raised, its message."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    where = f" at {tb.tb_frame.f_code.co_filename.rsplit('/', 1)[-1]}:{tb.tb_lineno}" if tb else ""
+    try:
+        message = show_value(str(exc))
+    except Exception:  # noqa: BLE001 - str() of an exception is arbitrary code
+        message = "(no message)"
+    text = f"unexpected {type(exc).__name__}{where} while decoding: {message}"
+    return text[:MAX_ERROR_CHARS]
 
 
 # --- framing ----------------------------------------------------------------------------------
@@ -185,168 +213,40 @@ def _unparsable(raw: bytes, exc: Exception, index: int | None, framing: str) -> 
 # --- request records --------------------------------------------------------------------------
 
 
-def _request_event(obj: dict, now_s: float, max_ts_s: float) -> RequestEvent:
+def _request_event(obj: dict, now_s: float, max_ts_s: float, max_chars: int, max_ms: float) -> RequestEvent:
     """Fast accept of the common shape; anything else goes to `_checked_request`.
 
     Accepting only, never explaining, keeps every error text in one place; a test
-    checks both paths build the same event for every valid example.
+    checks both paths build the same event for every valid example. The caps cost
+    two comparisons; `0 <= latency_ms <= max_ms` is False for NaN, inf and huge ints.
     """
     try:
         ts_s = parse_ts(obj["ts"])
         service, latency_ms, status = obj["service"], obj["latency_ms"], obj["status"]
     except (KeyError, ValueError):
-        return _checked_request(obj, now_s, max_ts_s)
-    if (ts_s <= max_ts_s and type(service) is str and service
-            and (type(latency_ms) is float or type(latency_ms) is int) and latency_ms >= 0
+        return _checked_request(obj, now_s, max_ts_s, max_chars, max_ms)
+    if (ts_s <= max_ts_s and type(service) is str and 0 < len(service) <= max_chars
+            and (type(latency_ms) is float or type(latency_ms) is int) and 0 <= latency_ms <= max_ms
             and type(status) is int and 100 <= status <= 599):
         if len(obj) > 4:  # only then can optional fields be present
-            _check_optional_str(obj, _REQUEST_OPTIONAL)  # the checked path would raise the same
+            check_optional_str(obj, _REQUEST_OPTIONAL)  # the checked path would raise the same
         return _new_tuple(RequestEvent, (ts_s, service, float(latency_ms), status))
-    return _checked_request(obj, now_s, max_ts_s)
+    return _checked_request(obj, now_s, max_ts_s, max_chars, max_ms)
 
 
-def _checked_request(obj: dict, now_s: float, max_ts_s: float) -> RequestEvent:
+def _checked_request(obj: dict, now_s: float, max_ts_s: float, max_chars: int, max_ms: float) -> RequestEvent:
     """The reference check of request.schema.json: an event, or Invalid naming the first fault."""
-    _require(obj, ("ts", "service", "latency_ms", "status"))
-    ts_s = _timestamp(obj, now_s, max_ts_s)
-    service = _non_empty_str(obj, "service")
-    latency_ms = _number_ge0(obj, "latency_ms")
+    require(obj, ("ts", "service", "latency_ms", "status"))
+    ts_s = timestamp(obj, now_s, max_ts_s)
+    service = subject(obj, "service", max_chars)
+    latency_ms = number(obj, "latency_ms", max_ms, LATENCY_CAP)
     status = obj["status"]
     if type(status) is not int:
         # JSON Schema counts 200.0 as an integer; so do we. bool is not one.
         if type(status) is not float or not status.is_integer():
-            raise _expect(WRONG_TYPE, "status", "an integer 100-599", status)
+            raise expect(WRONG_TYPE, "status", "an integer 100-599", status)
         status = int(status)
     if not 100 <= status <= 599:
-        raise _expect(OUT_OF_RANGE, "status", "an integer 100-599", status)
-    _check_optional_str(obj, _REQUEST_OPTIONAL)
+        raise expect(OUT_OF_RANGE, "status", "an integer 100-599", status)
+    check_optional_str(obj, _REQUEST_OPTIONAL)
     return RequestEvent(ts_s, service, latency_ms, status)
-
-
-# --- RUM events -------------------------------------------------------------------------------
-
-
-def _rum_event(obj: Any, now_s: float, max_ts_s: float, cohort_keys: tuple[str, ...]) -> RumEvent:
-    if type(obj) is not dict:  # a vendor mapping returned something odd
-        raise Invalid(NOT_OBJECT, f"RUM event must be a JSON object, got {show_value(obj)}")
-    _require(obj, ("ts", "session_id", "type"))
-    ts_s = _timestamp(obj, now_s, max_ts_s)
-    session_id = _non_empty_str(obj, "session_id")
-    kind = obj["type"]
-    if type(kind) is not str:
-        raise _expect(WRONG_TYPE, "type", "a string", kind)
-    if kind not in _RUM_TYPE_SET:
-        raise _expect(UNKNOWN_TYPE, "type", "one of " + ", ".join(RUM_TYPES), kind)
-    # Type-specific fields are checked, and kept, only with their type.
-    tti_ms = name = value = None
-    if kind == "interactive":
-        tti_ms = _number_ge0(obj, "tti_ms", "with type interactive")
-    elif kind == "web_vital":
-        _require(obj, ("name", "value"), "with type web_vital")
-        name = obj["name"]
-        if type(name) is not str:
-            raise _expect(WRONG_TYPE, "name", "a string", name)
-        if name not in WEB_VITALS:
-            raise _expect(OUT_OF_RANGE, "name", "one of " + ", ".join(WEB_VITALS), name)
-        value = _number_ge0(obj, "value")
-    _check_optional_str(obj, _RUM_OPTIONAL)
-    services = _services(obj)
-    cohort = _cohort(obj, cohort_keys)
-    view_id = obj.get("view_id")
-    return _new_tuple(RumEvent, (ts_s, session_id, kind, cohort, view_id, tti_ms, name, value, services))
-
-
-def _services(obj: dict) -> tuple[str, ...]:
-    services = obj.get("services")
-    if services is None:
-        return ()
-    if type(services) is not list:
-        raise _expect(WRONG_TYPE, "services", "an array of non-empty strings", services)
-    for item in services:
-        if type(item) is not str or not item:
-            reason = WRONG_TYPE if type(item) is not str else OUT_OF_RANGE
-            raise _expect(reason, "services", "an array of non-empty strings", services)
-    # A page view depends on a service once, however often the producer listed it.
-    return tuple(dict.fromkeys(services))
-
-
-def _cohort(obj: dict, cohort_keys: tuple[str, ...]) -> str:
-    """The event's cohort, else `k=v,...` from the attributes named in `cohort_keys`, else `all`."""
-    attributes = obj.get("attributes")
-    if attributes is not None and type(attributes) is not dict:
-        raise _expect(WRONG_TYPE, "attributes", "an object or null", attributes)
-    cohort = obj.get("cohort")
-    if cohort is not None:
-        if type(cohort) is not str or not cohort:
-            reason = WRONG_TYPE if type(cohort) is not str else OUT_OF_RANGE
-            raise _expect(reason, "cohort", "a non-empty string or null", cohort)
-        return cohort
-    if attributes and cohort_keys:
-        parts = []
-        for key in cohort_keys:
-            value = attributes.get(key)
-            # Only non-empty strings count: numbers or objects would need a
-            # formatting convention that no producer has asked for.
-            if type(value) is str and value:
-                parts.append(key + "=" + value)
-        if parts:
-            return ",".join(parts)
-    return "all"
-
-
-# --- field checks: each raises Invalid naming the field, the value and what was expected ------
-
-
-def _expect(reason: str, field: str, expected: str, value: object) -> Invalid:
-    return Invalid(reason, f"field {field!r} must be {expected}, got {show_value(value)}")
-
-
-def _require(obj: dict, fields: tuple[str, ...], when: str = "") -> None:
-    for field in fields:
-        if field not in obj:
-            raise Invalid(MISSING_FIELD, f"field {field!r} is required {when}".rstrip())
-
-
-def _timestamp(obj: dict, now_s: float, max_ts_s: float) -> float:
-    try:
-        ts_s = parse_ts(obj["ts"])
-    except TimestampTypeError as exc:
-        raise Invalid(WRONG_TYPE, str(exc)) from None
-    except ValueError as exc:
-        raise Invalid(BAD_TIMESTAMP, str(exc)) from None
-    if ts_s > max_ts_s:
-        raise Invalid(FUTURE_TIMESTAMP, f"field 'ts' is {_when(ts_s)}, more than "
-                                        f"{max_ts_s - now_s:g} s after now ({_when(now_s)})")
-    return ts_s
-
-
-def _when(ts_s: float) -> str:
-    try:
-        return format_rfc3339(ts_s)
-    except (OverflowError, ValueError, OSError):  # beyond the year 9999
-        return f"{ts_s:g} s"
-
-
-def _non_empty_str(obj: dict, field: str) -> str:
-    value = obj[field]
-    if type(value) is not str or not value:
-        reason = WRONG_TYPE if type(value) is not str else OUT_OF_RANGE
-        raise _expect(reason, field, "a non-empty string", value)
-    return value
-
-
-def _number_ge0(obj: dict, field: str, when: str = "") -> float:
-    _require(obj, (field,), when)
-    value = obj[field]
-    if type(value) is not float and type(value) is not int:  # bool is neither
-        raise _expect(WRONG_TYPE, field, "a number >= 0", value)
-    if value < 0:
-        raise _expect(OUT_OF_RANGE, field, "a number >= 0", value)
-    return float(value)
-
-
-def _check_optional_str(obj: dict, fields: tuple[str, ...]) -> None:
-    for field in fields:
-        value = obj.get(field)
-        if value is not None and type(value) is not str:
-            raise _expect(WRONG_TYPE, field, "a string or null", value)

@@ -101,7 +101,8 @@ def sized(raw: bytes | None, rejected: list, array: str = "array") -> list:
             break
         kept.append(bad)
         budget -= len(bad.raw)
-    return kept + [_summary(raw, rejected[len(kept):])]
+    rest = rejected[len(kept):]
+    return kept + [_summary(raw, rest)] if rest else kept  # one large element alone needs no summary
 
 
 def _summary(raw: bytes | None, rest: list):

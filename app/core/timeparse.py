@@ -17,11 +17,12 @@ type check and two comparisons, no regex.
 import re
 from datetime import datetime, timezone
 
-import orjson
+from app.core.render import show_value
+
+__all__ = ["MS_THRESHOLD", "TimestampTypeError", "format_rfc3339", "parse_ts", "show_value"]
 
 MS_THRESHOLD = 1e11
 
-_MAX_SHOWN_CHARS = 60
 # RFC 3339 section 5.6 `date-time`, syntax only (the offset's ranges included,
 # because datetime.fromisoformat would quietly read +05:75 as +06:15).
 # ASCII: without it \d also matches non-ASCII digits such as U+0663.
@@ -71,7 +72,7 @@ def _parse_rfc3339(text: str, field: str) -> float:
     try:
         # The syntax is checked; fromisoformat (C) checks the ranges, ~4x faster than by hand.
         ts_s = datetime.fromisoformat(text).timestamp()
-    except ValueError:
+    except (ValueError, OverflowError):
         ts_s = _parse_unusual(text, field)
     if ts_s < 0:
         raise ValueError(f"field {field!r} is before 1970-01-01T00:00:00Z, got {show_value(text)}")
@@ -86,7 +87,7 @@ def _parse_unusual(text: str, field: str) -> float:
         iso, leap_s = iso[:17] + "59" + iso[19:], 1.0
     try:
         return datetime.fromisoformat(iso).timestamp() + leap_s
-    except ValueError:
+    except (ValueError, OverflowError):
         raise ValueError(
             f"field {field!r} has an impossible date or time, got {show_value(text)}"
         ) from None
@@ -96,17 +97,3 @@ def format_rfc3339(ts_s: float) -> str:
     """Epoch seconds -> RFC 3339 UTC with milliseconds, e.g. 2024-05-01T12:00:00.250Z."""
     moment = datetime.fromtimestamp(ts_s, tz=timezone.utc)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def show_value(value: object) -> str:
-    """A short JSON rendering of a bad value for error messages (values can be huge).
-
-    JSON, not repr: the producer wrote `true` and `"200"`, not `True` and `'200'`.
-    """
-    try:
-        text = orjson.dumps(value).decode()
-    except TypeError:  # not JSON-serialisable (a caller outside the decoder)
-        text = repr(value)
-    if len(text) > _MAX_SHOWN_CHARS:
-        text = text[: _MAX_SHOWN_CHARS - 3] + "..."
-    return text

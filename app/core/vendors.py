@@ -7,18 +7,25 @@ objects, each marked `source` (the convention that applied). A vendor record tha
 nothing for the CX lens (a Datadog resource event, an OTLP log that is not a web vital)
 maps to no event: that is a decision, not a loss; VENDORS.md lists what is dropped.
 A mapped object missing what we need (no session id) is still emitted, so the validator
-dead-letters it instead of us dropping it.
+dead-letters it instead of us dropping it; a record container of the wrong type (OTLP
+`scopeLogs: 5`, Faro `events: true`) raises `Invalid` (wrong_type), so the whole element
+is dead-lettered rather than read as "no records".
 
 Supported: Datadog RUM events (browser SDK event format, also inside the v2 events API
 envelope), OpenTelemetry `browser.web_vital` events in OTLP/JSON logs, Grafana Faro
 transport payloads (`faro.frustration.*` events, `web-vitals` measurements, navigations).
 """
+import math
+from collections import ChainMap
 from typing import Any
 
 from app.core.events import RUM_TYPES
+from app.core.fields import expect
+from app.core.reasons import WRONG_TYPE
 
 _NS_PER_MS = 1e6
 _VITAL_KEYS = {"lcp": "LCP", "inp": "INP", "cls": "CLS", "fcp": "FCP", "ttfb": "TTFB"}
+_MAX_ANY_DEPTH = 16  # nesting of OTLP arrayValue/kvlistValue decoded; deeper is None
 _RETIRED_VITALS = {"fid"}  # FID was replaced by INP on 2024-03-12: dropped, not dead-lettered
 
 # ---- Datadog RUM -------------------------------------------------------------------------
@@ -60,6 +67,27 @@ def _obj(v: Any) -> dict:
     return v if isinstance(v, dict) else {}
 
 
+def _list(v: Any) -> list:
+    return v if isinstance(v, list) else []
+
+
+def _records(container: dict, field: str) -> list[dict]:
+    """The record objects of a vendor container field (absent or null: none). A field of the
+    wrong type, or an item that is not an object, rejects the whole element as wrong_type:
+    reading it as empty would drop the producer's records without a dead letter."""
+    items = container.get(field)
+    if items is None:
+        return []
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise expect(WRONG_TYPE, field, "an array of objects", items)
+    return items
+
+
+def _str(v: Any) -> str | None:
+    """`v` if it is a string, else None: set and dict lookups need a hashable key."""
+    return v if isinstance(v, str) else None
+
+
 def _str_list(v: Any) -> list[str] | None:
     """A list of service names from a JSON list or a comma-separated string."""
     if isinstance(v, str):
@@ -83,7 +111,7 @@ def _put_str(out: dict, key: str, value: Any) -> None:
 
 
 def _is_datadog(obj: dict) -> bool:
-    return (obj.get("type") in _DD_TYPES and isinstance(obj.get("session"), dict)
+    return (_str(obj.get("type")) in _DD_TYPES and isinstance(obj.get("session"), dict)
             and _is_number(obj.get("date")))
 
 
@@ -92,7 +120,7 @@ def _datadog_api_event(obj: dict) -> dict | None:
     if obj.get("type") != "rum":
         return None
     inner = _obj(obj.get("attributes")).get("attributes")
-    if isinstance(inner, dict) and inner.get("type") in _DD_TYPES:
+    if isinstance(inner, dict) and _str(inner.get("type")) in _DD_TYPES:
         return inner
     return None
 
@@ -121,7 +149,8 @@ def _from_datadog(ev: dict, ts: Any) -> list[dict]:
             return []
         base = _dd_base(ev, ts)
         # Unknown kinds pass through as types, so the validator dead-letters them visibly.
-        return [{**base, "type": _DD_FRUSTRATION.get(k, k)} for k in kinds]
+        return [{**base, "type": _DD_FRUSTRATION.get(k, k) if isinstance(k, str) else k}
+                for k in kinds]
     if ev.get("type") == "view":
         return _from_datadog_view(ev, ts)
     return []
@@ -149,8 +178,12 @@ def _from_datadog_view(ev: dict, ts: Any) -> list[dict]:
 
 
 # ---- OpenTelemetry (OTLP/JSON logs) -----------------------------------------------------
-def _any_value(v: Any) -> Any:
-    """Decode an OTLP/JSON AnyValue ({"stringValue": ...}, {"intValue": "12"}, ...)."""
+def _any_value(v: Any, depth: int = 0) -> Any:
+    """Decode an OTLP/JSON AnyValue ({"stringValue": ...}, {"intValue": "12"}, ...).
+
+    Nested arrays and kvlists deeper than `_MAX_ANY_DEPTH` decode as None: no web-vital
+    field sits that deep, and the recursion stays far from Python's limit.
+    """
     v = _obj(v)
     for key in ("stringValue", "boolValue", "doubleValue"):
         if key in v:
@@ -158,29 +191,42 @@ def _any_value(v: Any) -> Any:
     if "intValue" in v:
         try:
             return int(v["intValue"])  # int64 travels as a JSON string
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: int(1e999)
             return v["intValue"]
+    if depth >= _MAX_ANY_DEPTH:
+        return None
     if "arrayValue" in v:
-        return [_any_value(x) for x in _obj(v["arrayValue"]).get("values") or []]
+        return [_any_value(x, depth + 1) for x in _list(_obj(v["arrayValue"]).get("values"))]
     if "kvlistValue" in v:
-        return _kv(_obj(v["kvlistValue"]).get("values"))
+        return _kv(_obj(v["kvlistValue"]).get("values"), depth + 1)
     return None
 
 
-def _kv(pairs: Any) -> dict:
-    if not isinstance(pairs, list):
-        return {}
-    return {p["key"]: _any_value(p.get("value")) for p in pairs
+def _kv(pairs: Any, depth: int = 0) -> dict:
+    return {p["key"]: _any_value(p.get("value"), depth) for p in _list(pairs)
             if isinstance(p, dict) and isinstance(p.get("key"), str)}
+
+
+def _otlp_seconds(nanos: Any) -> float | None:
+    """An OTLP time (uint64 ns, a JSON string or number) -> epoch seconds; None if not one."""
+    if isinstance(nanos, bool):
+        return None
+    try:
+        seconds, nanos = divmod(int(nanos), 1_000_000_000)  # int64 ns: float would lose ~1e-7 s
+        return seconds + nanos / 1e9
+    except OverflowError:  # beyond any float (a 400-digit string): the validator rejects inf
+        return math.inf
+    except (TypeError, ValueError):
+        return None
 
 
 def _from_otlp_logs(req: dict) -> list[dict]:
     out: list[dict] = []
-    for rl in req["resourceLogs"]:
-        res = _kv(_obj(_obj(rl).get("resource")).get("attributes"))
-        for sl in _obj(rl).get("scopeLogs") or []:
-            for rec in _obj(sl).get("logRecords") or []:
-                native = _otel_web_vital(_obj(rec), res)
+    for rl in _records(req, "resourceLogs"):
+        res = _kv(_obj(rl.get("resource")).get("attributes"))
+        for sl in _records(rl, "scopeLogs"):
+            for rec in _records(sl, "logRecords"):
+                native = _otel_web_vital(rec, res)
                 if native is not None:
                     out.append(native)
     return out
@@ -195,13 +241,10 @@ def _otel_web_vital(rec: dict, res: dict) -> dict | None:
     name = attrs.get("browser.web_vital.name", body.get("name"))
     if isinstance(name, str) and name.lower() in _RETIRED_VITALS:
         return None
-    merged = {**res, **attrs}  # a record attribute overrides its resource's
-    nanos = rec.get("timeUnixNano") or rec.get("observedTimeUnixNano")
-    try:
-        seconds, nanos = divmod(int(nanos), 1_000_000_000)  # int64 ns: float would lose ~1e-7 s
-        ts: Any = seconds + nanos / 1e9
-    except (TypeError, ValueError):
-        ts = None
+    # A record attribute overrides its resource's. Looked up, not merged: a merge per record
+    # would cost records x resource attributes (seconds for one crafted 1 MB payload).
+    merged = ChainMap(attrs, res)
+    ts = _otlp_seconds(rec.get("timeUnixNano") or rec.get("observedTimeUnixNano"))
     out: dict[str, Any] = {"type": "web_vital", "source": "otel"}
     _put(out, "ts", ts)  # absent rather than null: the validator then says "missing"
     _put(out, "session_id", merged.get("session.id"))
@@ -240,8 +283,7 @@ def _faro_base(meta: dict) -> tuple[dict, list[str] | None]:
 def _from_faro(payload: dict) -> list[dict]:
     base, services = _faro_base(payload["meta"])
     out: list[dict] = []
-    for item in payload.get("events") or []:
-        item = _obj(item)
+    for item in _records(payload, "events"):
         name, attrs = item.get("name"), _obj(item.get("attributes"))
         if not isinstance(name, str):
             continue
@@ -256,8 +298,7 @@ def _from_faro(payload: dict) -> list[dict]:
             if "view_id" not in ev:
                 _put_str(ev, "view_id", attrs.get("faroNavigationId"))
             out.append({**ev, "type": "page_view"})
-    for item in payload.get("measurements") or []:
-        item = _obj(item)
+    for item in _records(payload, "measurements"):
         if item.get("type") != "web-vitals":
             continue
         ev = {**base, "type": "web_vital"}

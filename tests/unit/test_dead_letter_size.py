@@ -167,3 +167,12 @@ def test_array_spans_can_stop_at_the_element_it_needs():
     raw = b'[1, {"a": [2, 3]}, "x,y", 4]'
     assert [raw[a:b] for a, b in array_spans(raw, until=1)] == [b"1", b'{"a": [2, 3]}']
     assert [raw[a:b] for a, b in array_spans(raw, until=3)] == [b"1", b'{"a": [2, 3]}', b'"x,y"', b"4"]
+
+
+def test_one_rejection_larger_than_the_detail_budget_needs_no_summary() -> None:
+    # Found by the property test: a whole message over the budget made an empty summary.
+    from app.core.framing import MAX_DETAIL_RAW_BYTES, sized
+
+    raw = b'"' + b"x" * (MAX_DETAIL_RAW_BYTES + 10) + b'"'
+    [only] = sized(raw, [Rejected("not_object", "not an object", raw)])
+    assert only.raw == raw and only.summary is None

@@ -171,8 +171,9 @@ def test_fast_and_checked_paths_build_the_same_event():
                 req(route="/r", method=None), req(status=200.0)]
     variants += [json.loads(p.read_bytes()) for p in sorted((EXAMPLES / "request" / "valid").glob("*.json"))]
     for obj in variants:
-        fast = decode._request_event(obj, NOW_S, float("inf"))
-        checked = decode._checked_request(obj, NOW_S, float("inf"))
+        caps = (float("inf"), LIMITS.max_subject_chars, LIMITS.max_latency_ms)
+        fast = decode._request_event(obj, NOW_S, *caps)
+        checked = decode._checked_request(obj, NOW_S, *caps)
         assert fast == checked and tuple(map(type, fast)) == tuple(map(type, checked)), obj
 
 
