@@ -6,6 +6,7 @@ broker refuses anyway becomes a dead letter of its own while the stream goes on.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 import random
 import re
 import subprocess
@@ -15,6 +16,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from app.core.sizes import MAX_SUBJECT_CHARS
+from app.lenses import lenses
 from app.settings import Settings
 from app.topic_sizes import describe_limits, record_limits
 import cx_data
@@ -113,6 +115,31 @@ def _near_limit_rum(rng: random.Random) -> tuple[bytes, list[dict], dict[int, st
     return orjson.dumps(elements), good, reasons
 
 
+def _dead_letters(raw: bytes, settings: Settings, lens: str) -> list[tuple]:
+    """What the decoder rejects in `raw`, as `_shown` gives dead letters."""
+    _, rejected = lenses(settings)[lens].decode(raw, START_S + 3600)
+    return sorted(((bad.index, bad.reason, bad.summary is not None, len(bad.raw)) for bad in rejected), key=repr)
+
+
+def _shown(letter: dict) -> tuple:
+    return (letter["index"], letter["reason"], letter["summary"] is not None, letter["raw_length"])
+
+
+def _covered(letters: list[dict], bad: dict[int, str]) -> set[int]:
+    """The bad element indexes the dead letters stand for, each exactly once, with its reason
+    (individual dead letters) or counted in its summary's reasons histogram."""
+    covered = [d["index"] for d in letters if d["summary"] is None]
+    assert all(bad[d["index"]] == d["reason"] for d in letters if d["summary"] is None)
+    for d in letters:
+        if d["summary"] is not None:
+            indexes = [i for first, last in d["summary"]["indexes"] for i in range(first, last + 1)]
+            assert len(indexes) == d["summary"]["count"]
+            assert Counter(bad[i] for i in indexes) == Counter(d["summary"]["reasons"])
+            covered += indexes
+    assert len(covered) == len(set(covered))
+    return set(covered)
+
+
 def _refusals(worker: WorkerProcess) -> list[str]:
     return [line for line in worker.metrics().splitlines()
             if line.startswith("lensbridge_records_refused_total{") and not line.endswith(" 0.0")]
@@ -146,12 +173,17 @@ def test_created_topics_have_their_limits_and_a_near_limit_message_travels(kafka
         worker.wait_for(windows_out, 180, f"{len(truth)} SRE and {len(rum_truth)} CX merged windows")
         assert compare(merged, truth) == []
         assert cx_data.compare(rum_merged, rum_truth) == []
+        # Dead letters are sized by their cause: a bad element's own bytes, up to a per-message
+        # budget, and one summary (whole message, indexes and reasons) for the rest.
+        expected = {env["LENSBRIDGE_TOPIC_REQUESTS"]: _dead_letters(raw, settings, "sre"),
+                    env["LENSBRIDGE_TOPIC_RUM"]: _dead_letters(rum_raw, settings, "cx")}
         letters = [orjson.loads(r.value) for r in admin.consume_all(
-            env["LENSBRIDGE_TOPIC_DLQ"], min_count=len(reasons) + len(rum_reasons), timeout_s=60)]
-        by_topic = {topic: sorted((d["index"], d["reason"]) for d in letters if d["topic"] == topic)
+            env["LENSBRIDGE_TOPIC_DLQ"], min_count=sum(map(len, expected.values())), timeout_s=60)]
+        by_topic = {topic: sorted((_shown(d) for d in letters if d["topic"] == topic), key=repr)
                     for topic in {d["topic"] for d in letters}}
-        assert by_topic == {env["LENSBRIDGE_TOPIC_REQUESTS"]: sorted(reasons.items()),
-                            env["LENSBRIDGE_TOPIC_RUM"]: sorted(rum_reasons.items())}
+        assert by_topic == expected
+        for topic, bad in ((env["LENSBRIDGE_TOPIC_REQUESTS"], reasons), (env["LENSBRIDGE_TOPIC_RUM"], rum_reasons)):
+            assert _covered([d for d in letters if d["topic"] == topic], bad) == set(bad)
         assert worker.metric("lensbridge_events_total", 'lens="sre"') == len(good)
         assert worker.metric("lensbridge_events_total", 'lens="cx"') == len(rum_good)
         assert _refusals(worker) == []  # nothing the worker wrote was refused
