@@ -113,6 +113,8 @@ _ENV: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "commit_every_messages": ("LENSBRIDGE_COMMIT_EVERY_MESSAGES", lambda n, r: _int(n, r, 1)),
     "session_timeout_s": ("LENSBRIDGE_SESSION_TIMEOUT_SECONDS", lambda n, r: _float(n, r, 6.0, 300.0)),
     "log_level": ("LENSBRIDGE_LOG_LEVEL", _str),
+    "max_label_values": ("LENSBRIDGE_MAX_LABEL_VALUES", lambda n, r: _int(n, r, 1)),
+    "label_idle_s": ("LENSBRIDGE_LABEL_IDLE_SECONDS", lambda n, r: _float(n, r, 1.0)),
 }
 
 
@@ -166,6 +168,8 @@ class Settings:
     commit_interval_s: float = 2.8
     commit_every_messages: int = 10_000
     log_level: str = "info"
+    max_label_values: int = 500  # Prometheus label values per kind (services, cohorts)
+    label_idle_s: float = 1800.0  # a label value unseen this long expires and its series are removed
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":

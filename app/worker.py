@@ -30,7 +30,7 @@ def run_worker(settings: Settings) -> int:
         print(f"lensbridge worker: cannot read LENSBRIDGE_SLO_FILE={settings.slo_file!r}: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    metrics = Metrics(CollectorRegistry())
+    metrics = Metrics(CollectorRegistry(), settings.max_label_values, settings.label_idle_s)
     # Served from its own thread and port, so Prometheus can scrape during table recovery.
     serve(metrics, settings.metrics_port)
     log.info("metrics on http://127.0.0.1:%d/metrics", settings.metrics_port)
