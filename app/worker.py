@@ -11,7 +11,7 @@ from agents.burns import load_slo_file
 from app.core.slo import SloConfigError
 from app.metrics import Metrics, serve
 from app.settings import Settings
-from app.topics import TopicLayoutError, ensure_topics
+from app.topics import TopicLayoutError, ensure_topics, with_replication_factor
 
 log = logging.getLogger("lensbridge.worker")
 
@@ -35,6 +35,7 @@ def run_worker(settings: Settings) -> int:
     serve(metrics, settings.metrics_port)
     log.info("metrics on http://127.0.0.1:%d/metrics", settings.metrics_port)
     try:
+        settings = asyncio.run(with_replication_factor(settings))  # -1: the broker's default
         created = asyncio.run(ensure_topics(settings))
     except TopicLayoutError as exc:
         print(f"lensbridge worker: {exc}", file=sys.stderr)
