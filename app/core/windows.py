@@ -22,7 +22,11 @@ pure code with the wall clock passed in:
 - open-window cap (`windows_to_force`): only windows the clock has reached
   count towards `max_open_windows` and only they are force-closed, so future
   windows (at most `max_future_skew_s / window_s` of them, bounded by the
-  decoder) never close the honest current ones.
+  decoder) never close the honest current ones. The bound is the clock at the
+  fold: in a backlog read long after it was produced, a future-stamped event is in
+  the past by then and moves the watermark like any other (Kafka record timestamps
+  would bound it at production time, but a producer's clock running behind would
+  then hold every window open).
 
 Lateness is decided event by event in offset order, never per batch, so the
 same input gives the same windows however the consumer happens to batch it
