@@ -30,7 +30,8 @@ pure code with the wall clock passed in:
 
 Lateness is decided event by event in offset order, never per batch, so the
 same input gives the same windows however the consumer happens to batch it
-(which is what makes replay after a crash exact).
+(which is what makes replay after a crash exact). The clock bound does not
+change that for events behind the clock, where `min(ts_s, now_s)` is `ts_s`.
 """
 from __future__ import annotations
 
