@@ -40,13 +40,13 @@ ENV PATH=/opt/lensbridge/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     LENSBRIDGE_DATA_DIR=/var/lib/lensbridge \
-    LENSBRIDGE_METRICS_PORT=9108 \
-    LENSBRIDGE_WEB_PORT=6066
+    LENSBRIDGE_METRICS_PORT=9108
 VOLUME ["/var/lib/lensbridge"]
 # Numeric, so Kubernetes runAsNonRoot can verify it without a passwd lookup.
 USER ${UID}:${UID}
-# 9108: Prometheus /metrics (up during table recovery); 6066: Faust's web server.
-EXPOSE 9108 6066
+# 9108: Prometheus /metrics (up during table recovery). Faust's web server is off
+# (LENSBRIDGE_WEB_ENABLED=false); when turned on it listens on LENSBRIDGE_WEB_BIND (loopback).
+EXPOSE 9108
 # Alive = the metrics endpoint answers. Readiness (lensbridge_ready == 1, tables recovered)
 # is a separate question: see the Kubernetes readiness probe in deploy/k8s/deployment.yaml.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \

@@ -46,6 +46,12 @@ def _security(settings: Settings) -> dict:
     return {"broker_credentials": credentials} if credentials is not None else {}
 
 
+def _replicas(settings: Settings) -> int:
+    if settings.replication_factor < 1:
+        raise ValueError("LENSBRIDGE_REPLICATION_FACTOR=-1 must be resolved first (topics.with_replication_factor)")
+    return settings.replication_factor
+
+
 def build_app(settings: Settings, metrics: Metrics, clock: Callable[[], float] = time.time,
               slos: list | None = None) -> faust.App:
     app = faust.App(
@@ -74,8 +80,18 @@ def build_app(settings: Settings, metrics: Metrics, clock: Callable[[], float] =
         # How long a dead worker keeps its partitions before the group moves them on.
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
+        # Nothing in lensbridge uses Faust's web server (/metrics has its own): off unless
+        # LENSBRIDGE_WEB_ENABLED, then on loopback by default, and never with the views that
+        # expose tables, routing or internals.
+        web_enabled=settings.web_enabled,
+        web_bind=settings.web_bind,
         web_port=settings.web_port,
         web_tables_enabled=False,  # /table views would expose table contents
+        web_router_enabled=False,
+        web_graph_enabled=False,
+        web_stats_enabled=False,
+        # Changelogs and any topic Faust declares (resolved from the broker for -1: app/topics.py).
+        topic_replication_factor=_replicas(settings),
         **_security(settings),
     )
     lens_by_name = lenses(settings)

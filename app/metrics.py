@@ -3,39 +3,28 @@
 Tests build `Metrics(CollectorRegistry())`; the worker builds one on its own
 registry and serves it with prometheus-client's HTTP server on its own port,
 so `/metrics` answers while Faust is still recovering tables.
-Label values for services and cohorts are capped: a stream with unbounded
-subjects must not become an unbounded number of series.
+Label values for services and cohorts are bounded (`LabelLimiter`): a stream
+with unbounded subjects must not become an unbounded number of series.
 """
 from __future__ import annotations
+
+import time
+from typing import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
 from app.core.digest import quantile_key
+from app.labels import OVERFLOW_LABEL, LabelLimiter, label_value  # noqa: F401 (re-exported)
 from app.quantile_metric import WindowSummary
 
-OVERFLOW_LABEL = "_other"
-
-
-class LabelLimiter:
-    """Admits at most `limit` distinct values; later ones map to `_other`."""
-
-    def __init__(self, limit: int):
-        self.limit = limit
-        self.seen: set[str] = set()
-
-    def __call__(self, value: str) -> str:
-        if value in self.seen:
-            return value
-        if len(self.seen) >= self.limit:
-            return OVERFLOW_LABEL
-        self.seen.add(value)
-        return value
-
-
 class Metrics:
-    def __init__(self, registry: CollectorRegistry, max_label_values: int = 500):
+    def __init__(self, registry: CollectorRegistry, max_label_values: int = 500,
+                 label_idle_s: float = 1800.0, clock: Callable[[], float] = time.time):
         self.registry = registry
-        self.subject_label = LabelLimiter(max_label_values)
+        self.clock = clock
+        # Capped per kind, so a flood of junk cohorts cannot push real services into `_other`.
+        self.service_label = LabelLimiter(max_label_values, label_idle_s)
+        self.cohort_label = LabelLimiter(max_label_values, label_idle_s)
         r = registry
         self.events = Counter("lensbridge_events", "Events folded into windows", ["lens"], registry=r)
         self.invalid = Counter("lensbridge_invalid_events", "Input elements sent to the dead-letter topic",
@@ -126,6 +115,36 @@ class Metrics:
         self.slo_objective = Gauge("lensbridge_slo_objective_ratio", "The SLO's objective, e.g. 0.999",
                                    ["service", "slo"], registry=r)
 
+    # -- bounded labels ---------------------------------------------------------------------
+    def service(self, value: str) -> str:
+        """The `service` label for a subject; series of services idle too long are removed first."""
+        now_s = self.clock()
+        for gone in self.service_label.expire(now_s):
+            self._forget("service", gone, self.sre_latency, self.sre_error_ratio, self.sre_availability,
+                         self.sre_requests)
+        return self.service_label(value, now_s)
+
+    def cohort(self, value: str) -> str:
+        """The `cohort` label for a subject (capped and expired apart from services)."""
+        now_s = self.clock()
+        for gone in self.cohort_label.expire(now_s):
+            self._forget("cohort", gone, self.cx_frustration, self.cx_abandonment, self.cx_sessions, self.cx_tti,
+                         self.cx_web_vital, self.cx_frustration_events, self.cx_rolling_frustration,
+                         self.cx_rolling_abandonment, self.cx_rolling_tti)
+        return self.cohort_label(value, now_s)
+
+    @staticmethod
+    def _forget(label: str, value: str, *metrics) -> None:
+        """Remove every series whose `label` is `value`, so /metrics does not grow forever."""
+        for metric in metrics:
+            if isinstance(metric, WindowSummary):
+                metric.remove(value)
+                continue
+            series = {tuple(sample.labels.values()) for family in metric.collect() for sample in family.samples
+                      if sample.labels.get(label) == value}
+            for labels in series:
+                metric.remove(*labels)
+
     def observe_slo(self, gauges) -> None:
         """Replace the SLO series with the engine's view (unknown values are left out)."""
         for gauge in (self.slo_burn_rate, self.slo_budget_remaining, self.slo_objective):
@@ -149,18 +168,19 @@ class Metrics:
                            max_pairs: int = 200) -> None:
         """Replace the incident and correlation gauges with the correlator's current view."""
         self.alert_active.clear()
-        for _, kind, _, subject in active:
-            self.alert_active.labels(kind, self.subject_label(subject)).set(1)
+        for _, kind, lens, subject in active:
+            label = self.cohort(subject) if lens == "cx" else self.service(subject)
+            self.alert_active.labels(kind, label).set(1)
         self.lens_correlation.clear()
         for service, cohort, sre_metric, cx_metric, r in correlations[:max_pairs]:
             if r is not None:
-                self.lens_correlation.labels(self.subject_label(service), self.subject_label(cohort),
+                self.lens_correlation.labels(self.service(service), self.cohort(cohort),
                                              sre_metric, cx_metric).set(r)
         self.late_windows.set(late_windows)
 
     # -- merged views -> gauges ---------------------------------------------------------
     def observe_sre_window(self, merged: dict, quantiles: tuple[float, ...]) -> None:
-        service = self.subject_label(merged["subject"])
+        service = self.service(merged["subject"])
         _set_summary(self.sre_latency, service, merged["latency_ms"], quantiles, merged.get("latency_ms_digest"))
         if merged.get("error_ratio") is not None:
             self.sre_error_ratio.labels(service).set(merged["error_ratio"])
@@ -169,7 +189,7 @@ class Metrics:
         self.sre_requests.labels(service).set(merged["requests"])
 
     def observe_cx_window(self, merged: dict, tti_quantiles: tuple[float, ...]) -> None:
-        cohort = self.subject_label(merged["subject"])
+        cohort = self.cohort(merged["subject"])
         if merged.get("frustration_ratio") is not None:
             self.cx_frustration.labels(cohort).set(merged["frustration_ratio"])
         if merged.get("abandonment_ratio") is not None:
@@ -183,7 +203,7 @@ class Metrics:
             self.cx_frustration_events.labels(cohort, kind).set(count)
 
     def observe_cx_rolling(self, rolled: dict, tti_quantiles: tuple[float, ...]) -> None:
-        cohort = self.subject_label(rolled["subject"])
+        cohort = self.cohort(rolled["subject"])
         if rolled.get("frustration_ratio") is not None:
             self.cx_rolling_frustration.labels(cohort).set(rolled["frustration_ratio"])
         if rolled.get("abandonment_ratio") is not None:

@@ -27,6 +27,10 @@ class WindowSummary:
         with self._lock:
             self._values[subject] = (dict(quantiles_s), sum_s, count)
 
+    def remove(self, subject: str) -> None:
+        with self._lock:
+            self._values.pop(subject, None)
+
     def clear(self) -> None:
         with self._lock:
             self._values.clear()

@@ -51,6 +51,23 @@ MAX_SUBJECT_CHARS_LIMIT = 4096
 MAX_LATENCY_MS_LIMIT = 86_400_000.0 * 365  # a year
 
 
+def _bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name}={raw!r} is not a boolean; set {name} to true or false")
+
+
+def _replication(name: str, raw: str) -> int:
+    value = _int(name, raw, -1)
+    if value == 0:
+        raise SettingsError(f"{name}=0 is not a replication factor; give -1 (the broker's "
+                            f"default.replication.factor) or a count of at least 1")
+    return value
+
+
 def _str(name: str, raw: str) -> str:
     if not raw.strip():
         raise SettingsError(f"{name} is empty; unset it to use the default or give a value")
@@ -131,6 +148,11 @@ _ENV: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "commit_every_messages": ("LENSBRIDGE_COMMIT_EVERY_MESSAGES", lambda n, r: _int(n, r, 1)),
     "session_timeout_s": ("LENSBRIDGE_SESSION_TIMEOUT_SECONDS", lambda n, r: _float(n, r, 6.0, 300.0)),
     "log_level": ("LENSBRIDGE_LOG_LEVEL", _str),
+    "web_enabled": ("LENSBRIDGE_WEB_ENABLED", _bool),
+    "web_bind": ("LENSBRIDGE_WEB_BIND", _str),
+    "replication_factor": ("LENSBRIDGE_REPLICATION_FACTOR", _replication),
+    "max_label_values": ("LENSBRIDGE_MAX_LABEL_VALUES", lambda n, r: _int(n, r, 1)),
+    "label_idle_s": ("LENSBRIDGE_LABEL_IDLE_SECONDS", lambda n, r: _float(n, r, 1.0)),
 }
 
 
@@ -191,6 +213,11 @@ class Settings:
     commit_interval_s: float = 2.8
     commit_every_messages: int = 10_000
     log_level: str = "info"
+    web_enabled: bool = False  # Faust's own web server (lensbridge needs none of it)
+    web_bind: str = "127.0.0.1"  # where it listens when enabled
+    replication_factor: int = -1  # topics and changelogs the worker creates; -1: the broker's default
+    max_label_values: int = 500  # Prometheus label values per kind (services, cohorts)
+    label_idle_s: float = 1800.0  # a label value unseen this long expires and its series are removed
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":

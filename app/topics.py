@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from app.kafka_client import client_options
 from app.settings import Settings
@@ -43,6 +44,43 @@ def check_layout(wanted: dict[str, int], existing: dict[str, int], settings: Set
                 f"Point LENSBRIDGE_TOPIC_SUMMARIES at a new topic name")
 
 
+BROKER_DEFAULT = -1  # LENSBRIDGE_REPLICATION_FACTOR's "use the broker's default.replication.factor"
+
+
+async def broker_replication_factor(admin: AIOKafkaAdminClient) -> int:
+    """The cluster's `default.replication.factor`, as one broker reports it.
+
+    aiokafka's CreateTopics stops at v3, which has no "broker default" (-1), and Faust's
+    `topic_replication_factor` must be a count: so the worker asks once and uses the number."""
+    cluster = await admin.describe_cluster()
+    broker = str(cluster["brokers"][0]["node_id"])
+    wanted = "default.replication.factor"
+    responses = await admin.describe_configs(
+        [ConfigResource(ConfigResourceType.BROKER, broker, {wanted: None})])
+    for response in responses:
+        for error_code, error_message, _, _, entries in response.resources:
+            if error_code:
+                raise TopicLayoutError(
+                    f"cannot read {wanted} from broker {broker} ({error_message or error_code}); "
+                    f"set LENSBRIDGE_REPLICATION_FACTOR to the replication factor your topics need")
+            for entry in entries:
+                if entry[0] == wanted:
+                    return int(entry[1])
+    raise TopicLayoutError(f"broker {broker} did not report {wanted}; set LENSBRIDGE_REPLICATION_FACTOR")
+
+
+async def with_replication_factor(settings: Settings, client_kwargs: dict | None = None) -> Settings:
+    """`settings` with LENSBRIDGE_REPLICATION_FACTOR resolved to a count (asks the broker for -1)."""
+    if settings.replication_factor != BROKER_DEFAULT:
+        return settings
+    admin = AIOKafkaAdminClient(**{**client_options(settings), **(client_kwargs or {})})
+    await admin.start()
+    try:
+        return settings.replace(replication_factor=await broker_replication_factor(admin))
+    finally:
+        await admin.close()
+
+
 async def ensure_topics(settings: Settings, client_kwargs: dict | None = None) -> list[str]:
     """Create the topics that do not exist yet; returns their names."""
     admin = AIOKafkaAdminClient(**{**client_options(settings), **(client_kwargs or {})})
@@ -61,8 +99,11 @@ async def ensure_topics(settings: Settings, client_kwargs: dict | None = None) -
             raise TopicLayoutError("\n".join(size_problems))
         missing = [name for name in wanted if name not in existing]
         if missing:
+            replicas = settings.replication_factor
+            if replicas == BROKER_DEFAULT:
+                replicas = await broker_replication_factor(admin)
             response = await admin.create_topics([
-                NewTopic(name, wanted[name], 1, topic_configs=topic_configs(settings, name))  # max.message.bytes
+                NewTopic(name, wanted[name], replicas, topic_configs=topic_configs(settings, name))  # max.message.bytes
                 for name in missing])
             failed = [(t[0], t[1], t[2] if len(t) > 2 else "") for t in response.topic_errors
                       if t[1] not in (0, TOPIC_ALREADY_EXISTS)]

@@ -12,7 +12,7 @@ from app.core.slo import SloConfigError
 from app.kafka_client import explain_failure
 from app.metrics import Metrics, serve
 from app.settings import Settings
-from app.topics import TopicLayoutError, ensure_topics
+from app.topics import TopicLayoutError, ensure_topics, with_replication_factor
 
 log = logging.getLogger("lensbridge.worker")
 
@@ -31,11 +31,12 @@ def run_worker(settings: Settings) -> int:
         print(f"lensbridge worker: cannot read LENSBRIDGE_SLO_FILE={settings.slo_file!r}: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    metrics = Metrics(CollectorRegistry())
+    metrics = Metrics(CollectorRegistry(), settings.max_label_values, settings.label_idle_s)
     # Served from its own thread and port, so Prometheus can scrape during table recovery.
     serve(metrics, settings.metrics_port)
     log.info("metrics on http://127.0.0.1:%d/metrics", settings.metrics_port)
     try:
+        settings = asyncio.run(with_replication_factor(settings))  # -1: the broker's default
         created = asyncio.run(ensure_topics(settings))
     except TopicLayoutError as exc:
         print(f"lensbridge worker: {exc}", file=sys.stderr)

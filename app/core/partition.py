@@ -22,7 +22,7 @@ import orjson
 
 from app.core.windows import PartitionWatermark, WindowSpec, window_start, windows_to_force
 
-OVERFLOW_SUBJECT = "_other"
+OVERFLOW_SUBJECT = "_other"  # real subjects starting with "_" are escaped (`PartitionState._admit`)
 NO_OFFSET = -1
 
 
@@ -97,7 +97,7 @@ class PartitionState:
                 out.skipped += len(events)
                 continue
             seen_any = True
-            self._route(offset, events, pending, pending_offset, out)
+            self._route(offset, events, pending, pending_offset, out, now_s)
             self.offset = offset
         for key, events in pending.items():
             slot = self._slots.get(key)
@@ -113,12 +113,15 @@ class PartitionState:
         return out
 
     def _route(self, offset: int, events: Sequence[Any], pending: dict, pending_offset: dict,
-               out: FoldOutcome) -> None:
+               out: FoldOutcome, now_s: float) -> None:
         """Sort one message's events into per-(window, subject) lists, in order.
 
         The hot loop of the lens (every event passes here): the watermark and window maths
-        are inlined, with the same rules as `PartitionWatermark.is_late`/`observe`."""
+        are inlined, with the same rules as `PartitionWatermark.is_late`/`observe` (the
+        watermark never passes `now_s - grace_s`: see `windows`)."""
         wm, window_s = self.watermark, self.spec.window_s
+        grace_s = self.spec.grace_s
+        ceiling_s = now_s - grace_s
         subject_of, open_subjects, slots = self.lens.subject_of, self._subjects, self._slots
         for event in events:
             ts_s = event[0]  # ts_s: first field of every event tuple
@@ -128,31 +131,45 @@ class PartitionState:
                 continue
             subjects = open_subjects.get(start)
             if subjects is None:
-                subjects = self._open_window(start, out, offset)
+                subjects = self._open_window(start, out, offset, now_s)
             subject = subject_of(event)
             if subject not in subjects:
-                if len(subjects) >= self.max_subjects:
-                    subject = OVERFLOW_SUBJECT
-                    out.overflow += 1
-                subjects.add(subject)
+                subject = self._admit(subject, subjects, out)
             key = (start, subject)
             batch = pending.get(key)
             if batch is None:
                 slot = slots.get(key)
                 if slot is not None and offset <= slot.offset:
                     out.skipped += 1  # folded into this window before a crash
-                    wm.observe(ts_s)
+                    wm.observe(ts_s, now_s)
                     continue
                 batch = pending[key] = []
             batch.append(event)
             pending_offset[key] = offset
-            if wm.max_ts_s is None or ts_s > wm.max_ts_s:
-                wm.observe(ts_s)
+            if wm.max_ts_s is None or ts_s > wm.max_ts_s or \
+                    (wm.watermark_s < ceiling_s and ts_s - grace_s > wm.watermark_s):
+                wm.observe(ts_s, now_s)  # the second case: catching up behind a future event
 
-    def _open_window(self, start: int, out: FoldOutcome, offset: int) -> set[str]:
+    def _admit(self, subject: str, subjects: set[str], out: FoldOutcome) -> str:
+        """The subject name a window holds for `subject` (first sight in the window, or escaped).
+
+        Names starting with "_" are reserved (`_other` is the overflow bucket): a real one is
+        escaped with one more "_", so a service really named "_other" is "__other" and never
+        mixes with the overflow. The mapping is one-to-one and the same on every replay."""
+        if subject[:1] == "_":
+            subject = "_" + subject
+            if subject in subjects:
+                return subject
+        if len(subjects) >= self.max_subjects:
+            subject = OVERFLOW_SUBJECT
+            out.overflow += 1
+        subjects.add(subject)
+        return subject
+
+    def _open_window(self, start: int, out: FoldOutcome, offset: int, now_s: float) -> set[str]:
         if offset > self._replay_until:
             still_open = {s for s in self._subjects if not self.watermark.is_closed(s)}
-            for old in windows_to_force(still_open, start, self.spec.max_open_windows):
+            for old in windows_to_force(still_open, start, self.spec.max_open_windows, now_s):
                 self.watermark.force_to(old + self.spec.window_s)
                 out.forced_windows += 1
         subjects = self._subjects[start] = set()

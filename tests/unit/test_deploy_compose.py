@@ -111,5 +111,13 @@ def test_prometheus_scrapes_both_workers_with_our_rules(services):
 
 
 def test_host_ports_do_not_clash(services):
-    published = [p.split(":")[0] for s in services.values() for p in s.get("ports", [])]
+    published = [p.rsplit(":", 2)[-2] for s in services.values() for p in s.get("ports", [])]
     assert len(published) == len(set(published)), published
+
+
+def test_every_published_port_is_bound_to_loopback(services):
+    ports = [(name, p) for name, s in services.items() for p in s.get("ports", [])]
+    assert ports, "the demo publishes its UIs and the broker to the host"
+    for name, port in ports:
+        assert isinstance(port, str) and port.startswith("127.0.0.1:") and port.count(":") == 2, \
+            f"{name}: {port!r} would listen on every interface of the host; write 127.0.0.1:HOST:CONTAINER"

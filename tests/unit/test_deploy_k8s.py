@@ -61,7 +61,7 @@ def test_manifests_validate_against_the_kubernetes_schemas(version):
         except kubernetes_validate.ValidationError as exc:
             pytest.fail(f"{path.name} ({doc['kind']}) is invalid for Kubernetes {version}: {exc}", pytrace=False)
     assert set(skipped) == CRD_KINDS, f"only CRDs may lack a schema; skipped {skipped}"
-    assert {"Deployment", "ConfigMap", "Service", "PodDisruptionBudget", "Secret"} <= set(validated)
+    assert {"Deployment", "ConfigMap", "Service", "PodDisruptionBudget", "Secret", "NetworkPolicy"} <= set(validated)
 
 
 def test_the_validator_really_rejects_a_broken_deployment(res):
@@ -78,7 +78,7 @@ def test_kustomization_lists_existing_files_and_no_secret():
         assert (K8S / name).is_file(), name
     kinds = {yaml.safe_load((K8S / name).read_text())["kind"] for name in kustomization["resources"]}
     assert "Secret" not in kinds  # credentials are created out of band (secret.example.yaml)
-    assert {"Deployment", "ConfigMap", "Service", "PodMonitor", "PodDisruptionBudget"} <= kinds
+    assert {"Deployment", "ConfigMap", "Service", "PodMonitor", "PodDisruptionBudget", "NetworkPolicy"} <= kinds
 
 
 def _pod(res) -> dict:
@@ -173,3 +173,18 @@ def test_resources_and_disruption_budget(res):
     assert pdb.get("maxUnavailable") == 1 or pdb.get("minAvailable", 0) >= 1
     strategy = res["Deployment"]["spec"]["strategy"]["rollingUpdate"]
     assert strategy["maxUnavailable"] == 0
+
+
+def test_network_policy_admits_only_the_scrape_port(res):
+    policy = res["NetworkPolicy"]["spec"]
+    assert policy["podSelector"]["matchLabels"].items() <= _pod(res)["metadata"]["labels"].items()
+    assert policy["policyTypes"] == ["Ingress"]  # egress (to Kafka) is the cluster's business
+    [rule] = policy["ingress"]
+    [port] = rule["ports"]
+    assert port == {"port": "metrics", "protocol": "TCP"}
+    [monitor] = res["PodMonitor"]["spec"]["podMetricsEndpoints"]
+    assert monitor["port"] == port["port"], "Prometheus scrapes the port the policy admits"
+    # and that is the only port the pod has: Faust's web server is off
+    assert [p["name"] for p in _container(res)["ports"]] == ["metrics"]
+    settings = Settings.from_env(res["ConfigMap"]["data"])
+    assert settings.web_enabled is False and settings.replication_factor == -1

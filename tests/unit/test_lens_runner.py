@@ -173,6 +173,7 @@ def test_closed_window_is_sent_after_its_state_and_tombstoned_after_its_partial(
         await runner.flush(0)
         table.gate = asyncio.get_running_loop().create_future()
         await runner.on_event(stream, _event(0, 1, T0_S + 200))  # moves the watermark past W0
+        runner.test_clock.now_s = T0_S + 201.0  # ...once the clock is there too (it bounds the watermark)
         await runner.flush(0)
         await asyncio.sleep(0)
         assert [k for k, _ in outbox.summaries if "|_watermark|" not in k] == [], \
@@ -235,6 +236,7 @@ def test_a_late_event_is_dead_lettered_with_its_own_message_bytes() -> None:
         stream = FakeStream()
         await runner.on_event(stream, _event(0, 0, T0_S + 1))
         await runner.on_event(stream, _event(0, 1, T0_S + 200))  # closes W0 on partition 0
+        runner.test_clock.now_s = T0_S + 202.0  # ...once the clock is there too (it bounds the watermark)
         await runner.flush(0)
         late = _event(0, 3, T0_S + 5, service="search")
         await runner.on_event(stream, _event(0, 2, T0_S + 201))
@@ -354,6 +356,7 @@ def test_a_batched_message_of_late_events_is_one_dead_letter_carrying_its_bytes_
         stream = FakeStream()
         await runner.on_event(stream, _event(0, 0, T0_S + 1))
         await runner.on_event(stream, _event(0, 1, T0_S + 200))  # closes W0 on partition 0
+        runner.test_clock.now_s = T0_S + 203.0  # ...once the clock is there too (it bounds the watermark)
         await runner.flush(0)
         batch = [{"ts": T0_S + 2 + i / 1000, "service": "search", "latency_ms": 1.0, "status": 200}
                  for i in range(500)]

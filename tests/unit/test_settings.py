@@ -1,4 +1,6 @@
 """Settings read from an explicit environment mapping (never os.environ at import time)."""
+import re
+
 import pytest
 
 from app.settings import Settings, SettingsError
@@ -16,3 +18,23 @@ def test_fetch_bytes_follow_standby_replicas_unless_given():
 def test_a_tiny_fetch_size_is_refused_naming_the_variable():
     with pytest.raises(SettingsError, match="LENSBRIDGE_CONSUMER_FETCH_BYTES=1000"):
         Settings.from_env({"LENSBRIDGE_CONSUMER_FETCH_BYTES": "1000"})
+
+
+def test_exposure_defaults_listen_nowhere_they_need_not():
+    settings = Settings.from_env({})
+    assert settings.web_enabled is False and settings.web_bind == "127.0.0.1"
+    assert settings.replication_factor == -1  # the broker's default.replication.factor
+    on = Settings.from_env({"LENSBRIDGE_WEB_ENABLED": "true", "LENSBRIDGE_WEB_BIND": "0.0.0.0",
+                            "LENSBRIDGE_REPLICATION_FACTOR": "3"})
+    assert on.web_enabled is True and on.web_bind == "0.0.0.0" and on.replication_factor == 3
+
+
+@pytest.mark.parametrize("env, needle", [
+    ({"LENSBRIDGE_WEB_ENABLED": "maybe"}, "LENSBRIDGE_WEB_ENABLED='maybe' is not a boolean"),
+    ({"LENSBRIDGE_REPLICATION_FACTOR": "0"}, "LENSBRIDGE_REPLICATION_FACTOR=0"),
+    ({"LENSBRIDGE_REPLICATION_FACTOR": "-2"}, "LENSBRIDGE_REPLICATION_FACTOR='-2' must be at least -1"),
+    ({"LENSBRIDGE_MAX_LABEL_VALUES": "0"}, "LENSBRIDGE_MAX_LABEL_VALUES='0' must be at least 1"),
+])
+def test_bad_exposure_and_label_settings_name_the_variable(env, needle):
+    with pytest.raises(SettingsError, match=re.escape(needle)):
+        Settings.from_env(env)
