@@ -9,18 +9,21 @@ import asyncio
 import logging
 import os
 import ssl
+import sys
 import time
 from typing import Any, Callable
 
 import faust
+from aiokafka.errors import KafkaTimeoutError
 from faust.types import TP
 
 from agents.joiner import JoinerRunner
 from agents.lens import LensRunner
-from app import memory_store
+from app import kafka_backoff, memory_store
+from app.health import Progress
 from app.lenses import lenses
 from app.metrics import Metrics
-from app.outbox import Outbox
+from app.outbox import SUMMARIES_PARTITION, Outbox
 from app.settings import Settings
 from app.store import TableStore
 
@@ -53,7 +56,9 @@ def _security(settings: Settings) -> dict:
 
 
 def build_app(settings: Settings, metrics: Metrics, clock: Callable[[], float] = time.time,
-              slos: list | None = None) -> faust.App:
+              slos: list | None = None, progress: Progress | None = None) -> faust.App:
+    progress = progress or Progress(settings.stall_s, clock)
+    kafka_backoff.install()  # no busy loop (and log flood) while the broker is away
     app = faust.App(
         settings.app_id,
         broker=broker_urls(settings.bootstrap_servers),
@@ -67,6 +72,9 @@ def build_app(settings: Settings, metrics: Metrics, clock: Callable[[], float] =
         table_standby_replicas=settings.standby_replicas,
         producer_acks=-1,
         producer_max_request_size=MAX_STATE_BYTES,
+        # A send waits (aiokafka retries with backoff, in order per partition) this long for an
+        # unreachable broker, then fails and the worker exits (`_crash`); Faust's default is 20 min.
+        producer_request_timeout=settings.broker_outage_s,
         # aiokafka sends one batch per partition per request: at Faust's 16 KB default a flush
         # of ten 10 KB state values takes ten round trips on its changelog partition.
         producer_max_batch_size=PRODUCER_BATCH_BYTES,
@@ -102,14 +110,14 @@ def build_app(settings: Settings, metrics: Metrics, clock: Callable[[], float] =
     for lens in lens_by_name.values():
         table = app.Table(f"{lens.name}-state", partitions=settings.partitions, **TABLE_RAW)
         runner = LensRunner(lens, settings, TableStore(table), outbox, metrics, clock, seek, commit=commit,
-                            rebalances=lambda: app.rebalancing_count)
+                            rebalances=lambda: app.rebalancing_count, progress=progress)
         _lens_agent(app, runner, app.topic(lens.topic, partitions=settings.partitions, **RAW))
         runners.append(runner)
     # The correlator's state (baselines, incidents) is one value of ~10 KB per subject.
     joiner_table = app.Table("joiner-state", partitions=1, **TABLE_RAW,
                              extra_topic_configs={"max.message.bytes": str(MAX_STATE_BYTES)})
     joiner = JoinerRunner(lens_by_name, settings, TableStore(joiner_table), outbox, metrics, clock, seek, slos,
-                          commit=commit, rebalances=lambda: app.rebalancing_count)
+                          commit=commit, rebalances=lambda: app.rebalancing_count, progress=progress)
     _joiner_agent(app, joiner, app.topic(settings.topic_summaries, partitions=1, **RAW))
     _lifecycle(app, runners, joiner, metrics)
     return app
@@ -134,12 +142,26 @@ async def _commit_positions(consumer, topic: str, positions: dict[int, int]) -> 
                 consumer._committed_offset[tp] = offset
 
 
-def _crash(where: str) -> None:
+def _crash(where: str, settings: Settings | None = None) -> None:
     # State is durable and unacked input is re-read on restart: dying is the safe way out of an
     # unexpected failure (a silently stopped agent would stall the stream while /metrics looks fine).
-    log.critical("%s failed; exiting so the worker restarts from durable state", where, exc_info=True)
+    hint = crash_hint(sys.exc_info()[1], settings)
+    log.critical("%s failed%s; exiting so the worker restarts from durable state", where, hint, exc_info=True)
     logging.shutdown()
     os._exit(70)
+
+
+def crash_hint(exc: BaseException | None, settings: Settings | None) -> str:
+    """Why, for a person: a write that outwaited the outage budget names the setting."""
+    while exc is not None:
+        if isinstance(exc, KafkaTimeoutError):
+            budget = f"={settings.broker_outage_s:g} s" if settings else ""
+            return (f": Kafka did not take a write within LENSBRIDGE_BROKER_OUTAGE_SECONDS{budget} "
+                    f"(broker down or unreachable at KAFKA_BOOTSTRAP_SERVERS"
+                    f"{'=' + settings.bootstrap_servers if settings else ''}); bring it back, or raise "
+                    f"LENSBRIDGE_BROKER_OUTAGE_SECONDS to ride out longer outages")
+        exc = exc.__cause__ or exc.__context__
+    return ""
 
 
 def _lens_agent(app: faust.App, runner: LensRunner, topic: faust.TopicT) -> None:
@@ -149,7 +171,7 @@ def _lens_agent(app: faust.App, runner: LensRunner, topic: faust.TopicT) -> None
             try:
                 await runner.on_event(manual, event)
             except Exception:  # decoding never raises; this is Kafka or a bug
-                _crash(f"{runner.lens.name} lens agent")
+                _crash(f"{runner.lens.name} lens agent", runner.settings)
 
     app.agent(topic, name=f"lensbridge.{runner.lens.name}")(lens_agent)
 
@@ -165,7 +187,7 @@ def _lens_agent(app: faust.App, runner: LensRunner, topic: faust.TopicT) -> None
             await runner.tick({tp.partition for tp in tps},
                               {p: end for p, end in ends.items() if end is not None})
         except Exception:
-            _crash(f"{runner.lens.name} lens timer")
+            _crash(f"{runner.lens.name} lens timer", runner.settings)
 
 
 def _joiner_agent(app: faust.App, joiner: JoinerRunner, topic: faust.TopicT) -> None:
@@ -175,7 +197,7 @@ def _joiner_agent(app: faust.App, joiner: JoinerRunner, topic: faust.TopicT) -> 
             try:
                 await joiner.on_event(manual, event)
             except Exception:
-                _crash("joiner agent")
+                _crash("joiner agent", joiner.settings)
 
     app.agent(topic, name="lensbridge.joiner")(joiner_agent)
 
@@ -183,10 +205,12 @@ def _joiner_agent(app: faust.App, joiner: JoinerRunner, topic: faust.TopicT) -> 
     async def tick() -> None:
         if app.rebalancing or not app.tables.recovery.completed.is_set():
             return
+        summaries = TP(joiner.settings.topic_summaries, SUMMARIES_PARTITION)
         try:
-            await joiner.tick()
+            owned = summaries in app.consumer.assignment()
+            await joiner.tick(app.consumer.highwater(summaries) if owned else None)
         except Exception:
-            _crash("joiner timer")
+            _crash("joiner timer", joiner.settings)
 
 
 def _lifecycle(app: faust.App, runners: list[LensRunner], joiner: JoinerRunner, metrics: Metrics) -> None:

@@ -1,14 +1,20 @@
 """Prometheus metrics as one bundle on an injected registry.
 
 Tests build `Metrics(CollectorRegistry())`; the worker builds one on its own
-registry and serves it with prometheus-client's HTTP server on its own port,
-so `/metrics` answers while Faust is still recovering tables.
+registry and serves it from its own thread and port (`serve`), so `/metrics`,
+`/healthz` and `/readyz` answer while Faust is still recovering tables.
 Label values for services and cohorts are capped: a stream with unbounded
 subjects must not become an unbounded number of series.
 """
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+import threading
+from http.server import ThreadingHTTPServer
+from typing import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from app.core.health import Health
 
 from app.core.digest import quantile_key
 from app.quantile_metric import WindowSummary
@@ -62,6 +68,10 @@ class Metrics:
                                    "1 while this worker owns the summaries partition (runs the joiner)", registry=r)
         self.assigned = Gauge("lensbridge_assigned_partitions", "Input partitions this worker owns",
                               ["topic"], registry=r)
+        self.stalled = Gauge("lensbridge_stalled", "1 while input waits and nothing became durable for "
+                             "LENSBRIDGE_STALL_SECONDS (e.g. Kafka unreachable)", registry=r)
+        self.progress_age = Gauge("lensbridge_progress_age_seconds", "How long waiting input has gone "
+                                  "without anything becoming durable (0 when nothing waits)", registry=r)
         self._sre_gauges(r)
         self._cx_gauges(r)
         self._alert_metrics(r)
@@ -197,6 +207,16 @@ def _set_summary(summary: WindowSummary, subject: str, quantiles_ms: dict, qs: t
     summary.set(subject, values, (digest.get("sum") or 0.0) / 1000.0, digest.get("n_values", 0))
 
 
-def serve(metrics: Metrics, port: int, addr: str = "0.0.0.0") -> None:
-    """Serve /metrics from prometheus-client's own thread, independent of Faust's web server."""
-    start_http_server(port, addr=addr, registry=metrics.registry)
+def serve(metrics: Metrics, port: int, addr: str = "0.0.0.0",
+          health: Callable[[], Health] | None = None) -> ThreadingHTTPServer:
+    """Serve /metrics, /healthz and /readyz from a thread of their own, independent of Faust.
+
+    /healthz: 200 while the worker makes progress (or has nothing to do), 503 while stalled.
+    /readyz: 200 once tables are recovered and the agents run (`lensbridge_ready`), and not
+    stalled. Both answer JSON saying why."""
+    from app.metrics_http import handler  # the handler needs the bundle's gauges
+
+    server = ThreadingHTTPServer((addr, port), handler(metrics, health))
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="lensbridge-metrics", daemon=True).start()
+    return server
