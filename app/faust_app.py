@@ -14,7 +14,7 @@ import time
 from typing import Any, Callable
 
 import faust
-from aiokafka.errors import KafkaTimeoutError
+from aiokafka.errors import KafkaError, KafkaTimeoutError
 from faust.types import TP
 
 from agents.joiner import JoinerRunner
@@ -152,13 +152,15 @@ def _crash(where: str, settings: Settings | None = None) -> None:
 
 
 def crash_hint(exc: BaseException | None, settings: Settings | None) -> str:
-    """Why, for a person: a write that outwaited the outage budget names the setting."""
+    """Why, for a person: a write that still failed on a retriable Kafka error (connection
+    refused, no leader, timed out) outwaited the outage budget; say which setting that is."""
     while exc is not None:
-        if isinstance(exc, KafkaTimeoutError):
+        if isinstance(exc, KafkaTimeoutError) or (isinstance(exc, KafkaError) and exc.retriable):
             budget = f"={settings.broker_outage_s:g} s" if settings else ""
+            where = f"={settings.bootstrap_servers}" if settings else ""
             return (f": Kafka did not take a write within LENSBRIDGE_BROKER_OUTAGE_SECONDS{budget} "
-                    f"(broker down or unreachable at KAFKA_BOOTSTRAP_SERVERS"
-                    f"{'=' + settings.bootstrap_servers if settings else ''}); bring it back, or raise "
+                    f"(last error: {type(exc).__name__}; broker down or unreachable at "
+                    f"KAFKA_BOOTSTRAP_SERVERS{where}); bring it back, or raise "
                     f"LENSBRIDGE_BROKER_OUTAGE_SECONDS to ride out longer outages")
         exc = exc.__cause__ or exc.__context__
     return ""

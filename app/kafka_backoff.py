@@ -16,6 +16,7 @@ import functools
 from aiokafka.client import AIOKafkaClient
 
 FAILED_REFRESH_PAUSE_S = 0.5
+_pause = asyncio.sleep  # replaced in tests
 
 
 def install() -> None:
@@ -28,7 +29,7 @@ def install() -> None:
     async def paced(self, cluster_metadata, topics):
         updated = await original(self, cluster_metadata, topics)
         if not updated:
-            await asyncio.sleep(FAILED_REFRESH_PAUSE_S)
+            await _pause(FAILED_REFRESH_PAUSE_S)
         return updated
 
     paced.lensbridge_paced = True

@@ -137,3 +137,26 @@ def _window_keys(broker: OwnBroker, env: dict) -> int:
     records = asyncio.run(kafka_helpers.consume_all(broker.bootstrap, env["LENSBRIDGE_TOPIC_WINDOWS"],
                                                     quiet_s=0.3, timeout_s=60))
     return len({r.key for r in records})
+
+
+def test_an_outage_longer_than_the_budget_exits_with_the_reason(broker, tmp_path):
+    """Past LENSBRIDGE_BROKER_OUTAGE_SECONDS the worker stops waiting: exit 70 (restart = recovery
+    from durable state), and the log names the setting."""
+    write_requests(tmp_path / "requests.ndjson", services=5, windows=10, window_s=WINDOW_S, per_window=1000,
+                   batch_share=0.0, seed=41)
+    env = lens_env(broker.bootstrap, uuid.uuid4().hex[:8], tmp_path / "data",
+                   LENSBRIDGE_WINDOW_SECONDS=str(WINDOW_S), LENSBRIDGE_AVAILABILITY_SLICE_SECONDS=str(SLICE_S),
+                   LENSBRIDGE_BROKER_OUTAGE_SECONDS="10", LENSBRIDGE_STALL_SECONDS="5")
+    asyncio.run(kafka_helpers.create_topics(broker.bootstrap, [env["LENSBRIDGE_TOPIC_REQUESTS"]]))
+    replay(env, "--requests", str(tmp_path / "requests.ndjson"))
+    worker = WorkerProcess(env, tmp_path / "worker.log").start()
+    try:
+        worker.wait_ready()
+        worker.wait_for(lambda: worker.metric("lensbridge_events_total", 'lens="sre"') > 0, 120, "some progress")
+        broker.run("stop")
+        worker.proc.wait(timeout=120)
+        assert worker.proc.returncode == 70, worker.log_tail()
+        log = worker.log_path.read_text(errors="replace")
+        assert "Kafka did not take a write within LENSBRIDGE_BROKER_OUTAGE_SECONDS=10 s" in log, worker.log_tail()
+    finally:
+        worker.stop()
