@@ -123,6 +123,7 @@ class JoinerRunner:
     def forget(self) -> None:
         self.generation += 1
         self.unacked.clear()  # never acked: whoever owns the joiner next reads them again
+        self.progress.waiting("joiner", False)  # as LensRunner.forget: recovery is not a stall
         self.durable = None
         self.merger = None
         self.correlator = None

@@ -106,6 +106,9 @@ class LensRunner:
         self.pending.clear()
         self.announced.clear()
         self.durable.clear()
+        # Recovery after a rebalance is not a stall (readiness covers it): the next tick says
+        # again what waits on the partitions this runner then owns.
+        self.progress.waiting(self.lens.name, False)
 
     # -- per message ---------------------------------------------------------------------------
     async def on_event(self, stream: Any, event: Any) -> None:

@@ -66,9 +66,9 @@ def broker(tmp_path):
         own.run("stop")
 
 
-def _health(worker: WorkerProcess) -> tuple[int, dict]:
+def _health(worker: WorkerProcess, path: str = "/healthz") -> tuple[int, dict]:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{worker.metrics_port}/healthz", timeout=5) as resp:
+        with urllib.request.urlopen(f"http://127.0.0.1:{worker.metrics_port}{path}", timeout=5) as resp:
             return resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
@@ -100,22 +100,27 @@ def test_worker_rides_out_a_broker_outage(broker, tmp_path):
         folded_at_stop = _folded(worker)
         assert folded_at_stop < total, "the backlog was done before the broker stopped: nothing was tested"
 
-        seen = {"stalled_503": False, "stalled_gauge": False}
-        down_until = time.monotonic() + OUTAGE_S
+        seen = {"stalled_503": False, "stalled_gauge": False, "not_ready": False}
+        stopped_at = time.monotonic()
+        down_until, stall_seen_s = stopped_at + OUTAGE_S, None
         while time.monotonic() < down_until:
             worker.assert_alive()
             status, body = _health(worker)
             if status == 503:
                 assert body["status"] == "stalled" and "LENSBRIDGE_STALL_SECONDS" in body["reason"], body
                 seen["stalled_503"] = True
+                stall_seen_s = stall_seen_s or time.monotonic() - stopped_at
             seen["stalled_gauge"] |= worker.metric("lensbridge_stalled") == 1.0
+            seen["not_ready"] |= _health(worker, "/readyz")[0] == 503
             time.sleep(1)
-        assert seen == {"stalled_503": True, "stalled_gauge": True}, worker.log_tail()
+        assert seen == {"stalled_503": True, "stalled_gauge": True, "not_ready": True}, worker.log_tail()
 
         restarted = broker.run("start")
         assert "already formatted" in restarted, f"the broker came back on a fresh data dir:\n{restarted}"
-        worker.wait_for(lambda: _health(worker)[0] == 200 and worker.metric("lensbridge_stalled") == 0.0,
-                        120, "the health signal back up")
+        back_at = time.monotonic()
+        worker.wait_for(lambda: _health(worker)[0] == 200 and worker.metric("lensbridge_stalled") == 0.0
+                        and _health(worker, "/readyz")[0] == 200, 120, "the health signal back up")
+        healthy_after_s = time.monotonic() - back_at
         expected = len(sre_truths(requests, WINDOW_S, SLICE_S)) + len(cx_truths(rum, WINDOW_S))
         worker.wait_for(lambda: _window_keys(broker, env) >= expected, 300, f"{expected} merged windows")
         time.sleep(2)
@@ -128,7 +133,9 @@ def test_worker_rides_out_a_broker_outage(broker, tmp_path):
         assert _folded(worker) == total  # each event folded once: no replay counted twice
         worker.assert_alive()
         print(f"\noutage: {total} events, {folded_at_stop:.0f} folded when the broker stopped "
-              f"({stopped.strip().splitlines()[-1]}), {expected} windows exact after {OUTAGE_S} s down")
+              f"({stopped.strip().splitlines()[-1]}); /healthz 503 {stall_seen_s:.0f} s after the stop "
+              f"(LENSBRIDGE_STALL_SECONDS={STALL_S}), 200 again {healthy_after_s:.0f} s after the restart; "
+              f"{expected} windows exact {time.monotonic() - back_at:.0f} s after the restart")
     finally:
         worker.stop()
 

@@ -53,6 +53,23 @@ def test_unread_input_on_an_assigned_partition_counts_as_waiting() -> None:
     asyncio.run(scenario())
 
 
+def test_recovery_after_a_rebalance_is_not_a_stall() -> None:
+    async def scenario() -> None:
+        runner, table, _ = _runner()
+        progress = _watch(runner)
+        await runner.on_event(FakeStream(), _event(0, 0, T0_S + 1))
+        runner.forget()  # revoked: Faust recovers tables; ticks skip until it is done
+        runner.test_clock.now_s += 120
+        assert not progress.check().stalled
+        joiner = _joiner()
+        joiner.progress = progress
+        progress.waiting("joiner", True)
+        joiner.forget()
+        assert not progress.check().stalled
+
+    asyncio.run(scenario())
+
+
 def test_the_joiner_reports_waiting_records_and_their_acks() -> None:
     async def scenario() -> None:
         joiner = _joiner()
