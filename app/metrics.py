@@ -8,6 +8,7 @@ subjects must not become an unbounded number of series.
 """
 from __future__ import annotations
 
+import socket
 import threading
 from http.server import ThreadingHTTPServer
 from typing import Callable
@@ -15,6 +16,7 @@ from typing import Callable
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from app.core.health import Health
+from app.metrics_http import handler
 
 from app.core.digest import quantile_key
 from app.quantile_metric import WindowSummary
@@ -214,9 +216,12 @@ def serve(metrics: Metrics, port: int, addr: str = "0.0.0.0",
     /healthz: 200 while the worker makes progress (or has nothing to do), 503 while stalled.
     /readyz: 200 once tables are recovered and the agents run (`lensbridge_ready`), and not
     stalled. Both answer JSON saying why."""
-    from app.metrics_http import handler  # the handler needs the bundle's gauges
-
-    server = ThreadingHTTPServer((addr, port), handler(metrics, health))
+    server_type = _IPv6Server if ":" in addr else ThreadingHTTPServer  # e.g. LENSBRIDGE_METRICS_BIND=::
+    server = server_type((addr, port), handler(metrics, health))
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="lensbridge-metrics", daemon=True).start()
     return server
+
+
+class _IPv6Server(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
