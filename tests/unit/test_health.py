@@ -154,13 +154,3 @@ def test_settings_for_outages_and_the_metrics_address() -> None:
         else:
             raise AssertionError(f"{env} accepted")
 
-
-def test_the_server_listens_on_an_ipv6_address_too() -> None:
-    server = serve(Metrics(CollectorRegistry()), 0, "::1")
-    try:
-        port = server.server_address[1]
-        with urllib.request.urlopen(f"http://[::1]:{port}/healthz", timeout=5) as resp:
-            assert resp.status == 200
-    finally:
-        server.shutdown()
-        server.server_close()
