@@ -185,8 +185,9 @@ class JoinerRunner:
         with the batch it was draining. `end_offset`: the summaries partition's end, if owned
         (unread records there mean input waits)."""
         await self.ack_durable()
+        # Before its first record the joiner has not restored its position: it cannot tell.
         self.progress.waiting("joiner", bool(self.unacked) or (
-            end_offset is not None and self.guard.next_offset < end_offset))
+            end_offset is not None and self.merger is not None and self.guard.next_offset < end_offset))
         now_s = self.clock()
         if now_s - self.committed_at_s >= self.settings.commit_interval_s:
             self.committed_at_s = now_s

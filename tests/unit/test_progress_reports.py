@@ -75,6 +75,10 @@ def test_the_joiner_reports_waiting_records_and_their_acks() -> None:
         joiner = _joiner()
         progress = Progress(30, joiner.clock)
         joiner.progress, joiner.stream = progress, JoinerStream()
+        await joiner.tick(end_offset=40)  # nothing read since the start: its position is not known yet
+        joiner.test_clock.now_s += 31
+        assert not progress.check().stalled, "a joiner idle since its start is not stalled"
+        joiner.merger = joiner._restore()
         write = asyncio.get_running_loop().create_future()
         joiner.unacked.append(([write], joiner_event(0), 0))
         progress.waiting("joiner", True)
