@@ -94,7 +94,9 @@ def test_worker_rides_out_a_broker_outage(broker, tmp_path):
     worker = WorkerProcess(env, tmp_path / "worker.log").start()
     try:
         worker.wait_ready()
-        worker.wait_for(lambda: _folded(worker) >= 0.1 * total, 120, "10% of the backlog folded")
+        # Early: the stop itself takes seconds (controlled shutdown), and an idle machine folds
+        # this backlog in well under a minute.
+        worker.wait_for(lambda: _folded(worker) >= 0.02 * total, 120, "2% of the backlog folded")
         assert _health(worker)[0] == 200
         stopped = broker.run("stop")
         folded_at_stop = _folded(worker)
