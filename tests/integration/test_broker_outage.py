@@ -151,7 +151,7 @@ def _window_keys(broker: OwnBroker, env: dict) -> int:
 def test_an_outage_longer_than_the_budget_exits_with_the_reason(broker, tmp_path):
     """Past LENSBRIDGE_BROKER_OUTAGE_SECONDS the worker stops waiting: exit 70 (restart = recovery
     from durable state), and the log names the setting."""
-    write_requests(tmp_path / "requests.ndjson", services=5, windows=10, window_s=WINDOW_S, per_window=1000,
+    write_requests(tmp_path / "requests.ndjson", services=5, windows=20, window_s=WINDOW_S, per_window=1000,
                    batch_share=0.0, seed=41)
     env = lens_env(broker.bootstrap, uuid.uuid4().hex[:8], tmp_path / "data",
                    LENSBRIDGE_WINDOW_SECONDS=str(WINDOW_S), LENSBRIDGE_AVAILABILITY_SLICE_SECONDS=str(SLICE_S),
