@@ -44,12 +44,13 @@ ENV PATH=/opt/lensbridge/bin:$PATH \
 VOLUME ["/var/lib/lensbridge"]
 # Numeric, so Kubernetes runAsNonRoot can verify it without a passwd lookup.
 USER ${UID}:${UID}
-# 9108: Prometheus /metrics (up during table recovery). Faust's web server is off
-# (LENSBRIDGE_WEB_ENABLED=false); when turned on it listens on LENSBRIDGE_WEB_BIND (loopback).
+# 9108: Prometheus /metrics, /healthz, /readyz (up during table recovery). Faust's web server is
+# off (LENSBRIDGE_WEB_ENABLED=false); when turned on it listens on LENSBRIDGE_WEB_BIND (loopback).
 EXPOSE 9108
-# Alive = the metrics endpoint answers. Readiness (lensbridge_ready == 1, tables recovered)
+# Healthy = /healthz says 200: the worker answers and is not stalled (input waiting with nothing
+# durable for LENSBRIDGE_STALL_SECONDS, e.g. Kafka away). Readiness (/readyz: tables recovered)
 # is a separate question: see the Kubernetes readiness probe in deploy/k8s/deployment.yaml.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/metrics' % os.environ.get('LENSBRIDGE_METRICS_PORT', '9108'), timeout=4).read()"]
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('LENSBRIDGE_METRICS_PORT', '9108'), timeout=4).read()"]
 ENTRYPOINT ["lensbridge"]
 CMD ["worker"]

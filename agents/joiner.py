@@ -25,6 +25,7 @@ from app.core.dips import DetectionConfig
 from app.core.decode import NOT_JSON, Rejected
 from app.core.merger import Released, WindowMerger, record_problem
 from app.core.offsets import Action, OffsetGuard
+from app.health import Progress
 from app.lenses import Lens
 from app.metrics import Metrics
 from app.outbox import SUMMARIES_PARTITION, Outbox
@@ -57,7 +58,8 @@ def _partial_key(record: dict) -> str:
 class JoinerRunner:
     def __init__(self, lenses: dict[str, Lens], settings: Settings, store: TableStore, outbox: Outbox,
                  metrics: Metrics, clock: Callable[[], float], seek: Seek, slos: list | None = None, *,
-                 commit: Commit, rebalances: Callable[[], int] = lambda: 0):
+                 commit: Commit, rebalances: Callable[[], int] = lambda: 0, progress: Progress | None = None):
+        self.progress = progress or Progress(settings.stall_s, clock)  # for /healthz: durable progress
         self.lenses, self.settings, self.store, self.seek, self.commit = lenses, settings, store, seek, commit
         self.slos = slos or []
         self.burns: BurnStep | None = None
@@ -123,6 +125,7 @@ class JoinerRunner:
     def forget(self) -> None:
         self.generation += 1
         self.unacked.clear()  # never acked: whoever owns the joiner next reads them again
+        self.progress.waiting("joiner", False)  # as LensRunner.forget: recovery is not a stall
         self.durable = None
         self.merger = None
         self.correlator = None
@@ -142,6 +145,7 @@ class JoinerRunner:
         action = self.guard.check(message.offset)
         if action is Action.DUPLICATE:
             await stream.ack(event)
+            self.progress.durable("joiner")
         elif action is Action.SEEK:
             log.warning("joiner: summaries offset %d delivered but %d is next; seeking back",
                         message.offset, self.guard.next_offset)
@@ -151,6 +155,8 @@ class JoinerRunner:
             writes = await self._on_record(message)
             if generation == self.generation:
                 self.stream = stream
+                if not self.unacked:
+                    self.progress.waiting("joiner", True)
                 self.unacked.append((writes, event, self.rebalances()))
                 await self.ack_durable(MAX_UNACKED_RECORDS)
 
@@ -168,6 +174,7 @@ class JoinerRunner:
                 await self.stream.ack(event)
                 if generation == self.generation:
                     self.durable = (event.message.offset + 1, rebalances)
+                    self.progress.durable("joiner")
 
     async def commit_durable(self) -> None:
         """Commit the durable position (LensRunner.commit_durable says why), unless a rebalance
@@ -175,10 +182,14 @@ class JoinerRunner:
         if self.durable is not None and self.durable[1] == self.rebalances():
             await self.commit(self.settings.topic_summaries, {SUMMARIES_PARTITION: self.durable[0]})
 
-    async def tick(self) -> None:
+    async def tick(self, end_offset: int | None = None) -> None:
         """Ack what became durable, and repeat a seek that Faust's fetcher may have overwritten
-        with the batch it was draining."""
+        with the batch it was draining. `end_offset`: the summaries partition's end, if owned
+        (unread records there mean input waits)."""
         await self.ack_durable()
+        # Before its first record the joiner has not restored its position: it cannot tell.
+        self.progress.waiting("joiner", bool(self.unacked) or (
+            end_offset is not None and self.merger is not None and self.guard.next_offset < end_offset))
         now_s = self.clock()
         if now_s - self.committed_at_s >= self.settings.commit_interval_s:
             self.committed_at_s = now_s

@@ -26,6 +26,7 @@ from app.core.deadletter import late_rejection
 from app.core.offsets import Action, OffsetGuard
 from app.core.partition import PartitionState, partition_prefix
 from app.core.windows import idle_targets, window_start
+from app.health import Progress
 from app.lenses import Lens, window_spec
 from app.metrics import Metrics
 from app.outbox import Outbox
@@ -56,7 +57,8 @@ class _Pending:
 class LensRunner:
     def __init__(self, lens: Lens, settings: Settings, store: TableStore, outbox: Outbox,
                  metrics: Metrics, clock: Callable[[], float], seek: Seek, *, commit: Commit,
-                 rebalances: Callable[[], int] = lambda: 0):
+                 rebalances: Callable[[], int] = lambda: 0, progress: Progress | None = None):
+        self.progress = progress or Progress(settings.stall_s, clock)  # for /healthz: durable progress
         self.lens, self.settings, self.store, self.seek, self.commit = lens, settings, store, seek, commit
         # Rebalances started so far (counted by the consumer thread as a rebalance begins, before
         # Faust drops its ack bookkeeping and long before our forget()). A flush acks only if no
@@ -107,6 +109,9 @@ class LensRunner:
         self.pending.clear()
         self.announced.clear()
         self.durable.clear()
+        # Recovery after a rebalance is not a stall (readiness covers it): the next tick says
+        # again what waits on the partitions this runner then owns.
+        self.progress.waiting(self.lens.name, False)
 
     # -- per message ---------------------------------------------------------------------------
     async def on_event(self, stream: Any, event: Any) -> None:
@@ -126,6 +131,7 @@ class LensRunner:
         pending = self.pending.get(partition)
         if pending is None:
             pending = self.pending[partition] = _Pending()
+            self.progress.waiting(self.lens.name, True)
         for bad in rejected:
             pending.dead_letters.append(self._dead_letter(bad, message))
         pending.messages.append((offset, events))
@@ -142,6 +148,7 @@ class LensRunner:
         if action is Action.DUPLICATE:
             if message.offset <= state.offset:  # handled before a restart: its effects are durable
                 await stream.ack(event)
+                self.progress.durable(self.lens.name)
                 # Decoded only to count its events (replays after a restart are short).
                 try:
                     events, _ = self.lens.decode(message.value, self.clock())
@@ -233,6 +240,7 @@ class LensRunner:
             self._mark_durable(partition, pending.messages[-1][0] + 1, epoch[1])
 
     def _mark_durable(self, partition: int, next_offset: int, rebalances: int) -> None:
+        self.progress.durable(self.lens.name)
         known = self.durable.get(partition)
         if known is None or known[1] != rebalances or known[0] < next_offset:
             self.durable[partition] = (next_offset, rebalances)
@@ -328,4 +336,13 @@ class LensRunner:
         if watermarks and min(watermarks) != float("-inf"):
             self.metrics.watermark_lag.labels(self.lens.name).set(max(0.0, now_s - min(watermarks)))
         self.metrics.open_slots.labels(self.lens.name).set(sum(s.open_slots for s in self.states.values()))
+        self._report_waiting(assigned_partitions, end_offsets)
+
+    def _report_waiting(self, assigned_partitions: set[int], end_offsets: dict[int, int]) -> None:
+        """Input waits if something is buffered, a flush is still in flight, or an assigned
+        partition has unread input (its end offset beyond what this runner has read)."""
+        waiting = bool(self.pending) or any(not task.done() for task in self.inflight.values()) or any(
+            p in self.guards and self.guards[p].next_offset < end for p, end in end_offsets.items()
+            if p in assigned_partitions)
+        self.progress.waiting(self.lens.name, waiting)
 

@@ -8,18 +8,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 import time
 from typing import Any, Callable
 
 import faust
+from aiokafka.errors import KafkaError, KafkaTimeoutError
 from faust.types import TP
 
 from agents.joiner import JoinerRunner
 from agents.lens import LensRunner
-from app import memory_store
+from app import kafka_backoff, memory_store
+from app.health import Progress
 from app.lenses import lenses
 from app.metrics import Metrics
-from app.outbox import Outbox
+from app.outbox import SUMMARIES_PARTITION, Outbox
 from app.kafka_client import faust_credentials
 from app.settings import Settings
 from app.store import TableStore
@@ -53,7 +56,9 @@ def _replicas(settings: Settings) -> int:
 
 
 def build_app(settings: Settings, metrics: Metrics, clock: Callable[[], float] = time.time,
-              slos: list | None = None) -> faust.App:
+              slos: list | None = None, progress: Progress | None = None) -> faust.App:
+    progress = progress or Progress(settings.stall_s, clock)
+    kafka_backoff.install()  # no busy loop (and log flood) while the broker is away
     app = faust.App(
         settings.app_id,
         broker=broker_urls(settings.bootstrap_servers),
@@ -69,6 +74,9 @@ def build_app(settings: Settings, metrics: Metrics, clock: Callable[[], float] =
         # At least every topic's max.message.bytes: the outbox refuses larger records before
         # they reach aiokafka (whose own refusal would kill Faust's producer task).
         producer_max_request_size=producer_max_request_size(settings),
+        # A send waits (aiokafka retries with backoff, in order per partition) this long for an
+        # unreachable broker, then fails and the worker exits (`_crash`); Faust's default is 20 min.
+        producer_request_timeout=settings.broker_outage_s,
         # aiokafka sends one batch per partition per request: at Faust's 16 KB default a flush
         # of ten 10 KB state values takes ten round trips on its changelog partition.
         producer_max_batch_size=PRODUCER_BATCH_BYTES,
@@ -117,14 +125,14 @@ def build_app(settings: Settings, metrics: Metrics, clock: Callable[[], float] =
         table = app.Table(f"{lens.name}-state", partitions=settings.partitions, **TABLE_RAW,
                           extra_topic_configs=topic_configs(settings, changelog))  # max.message.bytes
         runner = LensRunner(lens, settings, TableStore(table), outbox, metrics, clock, seek, commit=commit,
-                            rebalances=lambda: app.rebalancing_count)
+                            rebalances=lambda: app.rebalancing_count, progress=progress)
         _lens_agent(app, runner, app.topic(lens.topic, partitions=settings.partitions, **RAW))
         runners.append(runner)
     # The correlator's state (baselines, incidents) is one value of ~10 KB per subject.
     joiner_table = app.Table("joiner-state", partitions=1, **TABLE_RAW,
                              extra_topic_configs=topic_configs(settings, changelog_topic(settings, "joiner-state")))
     joiner = JoinerRunner(lens_by_name, settings, TableStore(joiner_table), outbox, metrics, clock, seek, slos,
-                          commit=commit, rebalances=lambda: app.rebalancing_count)
+                          commit=commit, rebalances=lambda: app.rebalancing_count, progress=progress)
     _joiner_agent(app, joiner, app.topic(settings.topic_summaries, partitions=1, **RAW))
     _lifecycle(app, runners, joiner, metrics)
     return app
@@ -149,12 +157,28 @@ async def _commit_positions(consumer, topic: str, positions: dict[int, int]) -> 
                 consumer._committed_offset[tp] = offset
 
 
-def _crash(where: str) -> None:
+def _crash(where: str, settings: Settings | None = None) -> None:
     # State is durable and unacked input is re-read on restart: dying is the safe way out of an
     # unexpected failure (a silently stopped agent would stall the stream while /metrics looks fine).
-    log.critical("%s failed; exiting so the worker restarts from durable state", where, exc_info=True)
+    hint = crash_hint(sys.exc_info()[1], settings)
+    log.critical("%s failed%s; exiting so the worker restarts from durable state", where, hint, exc_info=True)
     logging.shutdown()
     os._exit(70)
+
+
+def crash_hint(exc: BaseException | None, settings: Settings | None) -> str:
+    """Why, for a person: a write that still failed on a retriable Kafka error (connection
+    refused, no leader, timed out) outwaited the outage budget; say which setting that is."""
+    while exc is not None:
+        if isinstance(exc, KafkaTimeoutError) or (isinstance(exc, KafkaError) and exc.retriable):
+            budget = f"={settings.broker_outage_s:g} s" if settings else ""
+            where = f"={settings.bootstrap_servers}" if settings else ""
+            return (f": Kafka did not take a write within LENSBRIDGE_BROKER_OUTAGE_SECONDS{budget} "
+                    f"(last error: {type(exc).__name__}; broker down or unreachable at "
+                    f"KAFKA_BOOTSTRAP_SERVERS{where}); bring it back, or raise "
+                    f"LENSBRIDGE_BROKER_OUTAGE_SECONDS to ride out longer outages")
+        exc = exc.__cause__ or exc.__context__
+    return ""
 
 
 def _lens_agent(app: faust.App, runner: LensRunner, topic: faust.TopicT) -> None:
@@ -164,7 +188,7 @@ def _lens_agent(app: faust.App, runner: LensRunner, topic: faust.TopicT) -> None
             try:
                 await runner.on_event(manual, event)
             except Exception:  # a message cannot raise here (agents/safety.py): Kafka or the state store
-                _crash(f"{runner.lens.name} lens agent")
+                _crash(f"{runner.lens.name} lens agent", runner.settings)
 
     app.agent(topic, name=f"lensbridge.{runner.lens.name}")(lens_agent)
 
@@ -180,7 +204,7 @@ def _lens_agent(app: faust.App, runner: LensRunner, topic: faust.TopicT) -> None
             await runner.tick({tp.partition for tp in tps},
                               {p: end for p, end in ends.items() if end is not None})
         except Exception:
-            _crash(f"{runner.lens.name} lens timer")
+            _crash(f"{runner.lens.name} lens timer", runner.settings)
 
 
 def _joiner_agent(app: faust.App, joiner: JoinerRunner, topic: faust.TopicT) -> None:
@@ -190,7 +214,7 @@ def _joiner_agent(app: faust.App, joiner: JoinerRunner, topic: faust.TopicT) -> 
             try:
                 await joiner.on_event(manual, event)
             except Exception:
-                _crash("joiner agent")
+                _crash("joiner agent", joiner.settings)
 
     app.agent(topic, name="lensbridge.joiner")(joiner_agent)
 
@@ -198,10 +222,12 @@ def _joiner_agent(app: faust.App, joiner: JoinerRunner, topic: faust.TopicT) -> 
     async def tick() -> None:
         if app.rebalancing or not app.tables.recovery.completed.is_set():
             return
+        summaries = TP(joiner.settings.topic_summaries, SUMMARIES_PARTITION)
         try:
-            await joiner.tick()
+            owned = summaries in app.consumer.assignment()
+            await joiner.tick(app.consumer.highwater(summaries) if owned else None)
         except Exception:
-            _crash("joiner timer")
+            _crash("joiner timer", joiner.settings)
 
 
 def _lifecycle(app: faust.App, runners: list[LensRunner], joiner: JoinerRunner, metrics: Metrics) -> None:

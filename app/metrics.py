@@ -1,17 +1,23 @@
 """Prometheus metrics as one bundle on an injected registry.
 
 Tests build `Metrics(CollectorRegistry())`; the worker builds one on its own
-registry and serves it with prometheus-client's HTTP server on its own port,
-so `/metrics` answers while Faust is still recovering tables.
+registry and serves it from its own thread and port (`serve`), so `/metrics`,
+`/healthz` and `/readyz` answer while Faust is still recovering tables.
 Label values for services and cohorts are bounded (`LabelLimiter`): a stream
 with unbounded subjects must not become an unbounded number of series.
 """
 from __future__ import annotations
 
+import socket
+import threading
 import time
+from http.server import ThreadingHTTPServer
 from typing import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from app.core.health import Health
+from app.metrics_http import handler
 
 from app.core.digest import quantile_key
 from app.labels import OVERFLOW_LABEL, LabelLimiter, label_value  # noqa: F401 (re-exported)
@@ -55,6 +61,10 @@ class Metrics:
                                    "1 while this worker owns the summaries partition (runs the joiner)", registry=r)
         self.assigned = Gauge("lensbridge_assigned_partitions", "Input partitions this worker owns",
                               ["topic"], registry=r)
+        self.stalled = Gauge("lensbridge_stalled", "1 while input waits and nothing became durable for "
+                             "LENSBRIDGE_STALL_SECONDS (e.g. Kafka unreachable)", registry=r)
+        self.progress_age = Gauge("lensbridge_progress_age_seconds", "How long waiting input has gone "
+                                  "without anything becoming durable (0 when nothing waits)", registry=r)
         self._sre_gauges(r)
         self._cx_gauges(r)
         self._alert_metrics(r)
@@ -221,6 +231,19 @@ def _set_summary(summary: WindowSummary, subject: str, quantiles_ms: dict, qs: t
     summary.set(subject, values, (digest.get("sum") or 0.0) / 1000.0, digest.get("n_values", 0))
 
 
-def serve(metrics: Metrics, port: int, addr: str = "0.0.0.0") -> None:
-    """Serve /metrics from prometheus-client's own thread, independent of Faust's web server."""
-    start_http_server(port, addr=addr, registry=metrics.registry)
+def serve(metrics: Metrics, port: int, addr: str = "0.0.0.0",
+          health: Callable[[], Health] | None = None) -> ThreadingHTTPServer:
+    """Serve /metrics, /healthz and /readyz from a thread of their own, independent of Faust.
+
+    /healthz: 200 while the worker makes progress (or has nothing to do), 503 while stalled.
+    /readyz: 200 once tables are recovered and the agents run (`lensbridge_ready`), and not
+    stalled. Both answer JSON saying why."""
+    server_type = _IPv6Server if ":" in addr else ThreadingHTTPServer  # e.g. LENSBRIDGE_METRICS_BIND=::
+    server = server_type((addr, port), handler(metrics, health))
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="lensbridge-metrics", daemon=True).start()
+    return server
+
+
+class _IPv6Server(ThreadingHTTPServer):
+    address_family = socket.AF_INET6

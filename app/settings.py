@@ -140,6 +140,9 @@ _ENV: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "flush_interval_s": ("LENSBRIDGE_FLUSH_INTERVAL_SECONDS", lambda n, r: _float(n, r, 0.01)),
     "consumer_fetch_bytes": ("LENSBRIDGE_CONSUMER_FETCH_BYTES", lambda n, r: _int(n, r, 0)),
     "metrics_port": ("LENSBRIDGE_METRICS_PORT", lambda n, r: _int(n, r, 0)),
+    "metrics_bind": ("LENSBRIDGE_METRICS_BIND", _str),
+    "broker_outage_s": ("LENSBRIDGE_BROKER_OUTAGE_SECONDS", lambda n, r: _float(n, r, 5.0, 86400.0)),
+    "stall_s": ("LENSBRIDGE_STALL_SECONDS", lambda n, r: _float(n, r, 1.0, 86400.0)),
     "web_port": ("LENSBRIDGE_WEB_PORT", lambda n, r: _int(n, r, 0)),
     "data_dir": ("LENSBRIDGE_DATA_DIR", _str),
     "standby_replicas": ("LENSBRIDGE_STANDBY_REPLICAS", lambda n, r: _int(n, r, 0)),
@@ -204,6 +207,10 @@ class Settings:
     flush_interval_s: float = 0.5
     consumer_fetch_bytes: int = 0  # per partition and fetch; 0: see `fetch_bytes` (docs/BENCH.md)
     metrics_port: int = 9108
+    metrics_bind: str = "0.0.0.0"  # the scrape target's address (/metrics, /healthz, /readyz)
+    # How long a write may wait for an unreachable broker before the worker gives up and exits.
+    broker_outage_s: float = 300.0
+    stall_s: float = 30.0  # input waiting this long with nothing durable: /healthz says stalled
     web_port: int = 6066
     data_dir: str = ".lensbridge-data"
     standby_replicas: int = 0

