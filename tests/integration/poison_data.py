@@ -1,8 +1,9 @@
 """Good traffic and poison messages for tests/integration/test_poison.py.
 
-Every poison message says which dead-letter reasons are right for it. Classes the decoder
-used to raise on (so that the agents' safety net dead-lettered them as `processing_error`)
-also accept `processing_error`; they are marked `SAFETY_NET`.
+Every poison message says which dead-letter reasons are right for it. None accepts
+`processing_error`: the decoder is total, so each class, including those it used to raise on
+(wrong JSON types in vendor shapes, huge integers, deep nesting), gets its own reason. The
+agents' safety net for a bug is covered by tests/unit/test_lens_safety.py.
 """
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from dataclasses import dataclass
 
 import orjson
 
-SAFETY_NET = "processing_error"
 SERVICES = ("checkout", "search")
 COHORTS = ("desktop", "mobile")
 BIG_INT = "1" + "0" * 400  # an int64 field as OTLP/JSON writes it (a string), far beyond a float
@@ -56,7 +56,7 @@ def poisons(now_s: float, ts_s: float) -> list[Poison]:
     both = []
     for lens in ("sre", "cx"):
         both += [
-            one(f"{lens}: 11-byte message", lens, b'{"type":[]}', "missing_field", "wrong_type", SAFETY_NET),
+            one(f"{lens}: 11-byte message", lens, b'{"type":[]}', "missing_field", "wrong_type"),
             one(f"{lens}: invalid UTF-8", lens, b'{"ts": 1, "x": "\xff\xfe"}', "not_utf8"),
             one(f"{lens}: NaN", lens, b'{"ts": NaN, "service": "a"}', "not_json"),
             one(f"{lens}: Infinity", lens, b'{"ts": 1, "latency_ms": 1e400}', "not_json"),
@@ -82,7 +82,7 @@ def poisons(now_s: float, ts_s: float) -> list[Poison]:
         one("sre: service a list", "sre", orjson.dumps(request(ts_s, [])), "wrong_type"),
         one("sre: 1,000-deep service", "sre",
             b'{"ts": ' + t + b', "service": ' + _deep(1000) + b', "latency_ms": 1, "status": 200}',
-            "wrong_type", SAFETY_NET),
+            "wrong_type"),
         one("sre: status 10**30", "sre", orjson.dumps(request(ts_s, "a"))[:-4] + b"1" + b"0" * 30 + b"}",
             "out_of_range"),
         one("sre: ts an object", "sre", b'{"ts": {"$date": []}, "service": "a", "latency_ms": 1, "status": 200}',
@@ -96,26 +96,26 @@ def poisons(now_s: float, ts_s: float) -> list[Poison]:
     ]
     cx = [
         one("cx: type a list", "cx", orjson.dumps({"ts": ts_s, "session_id": "s", "type": []}),
-            "wrong_type", SAFETY_NET),
+            "wrong_type"),
         one("cx: type an object", "cx", orjson.dumps({"ts": ts_s, "session_id": "s", "type": {"a": 1}}),
-            "wrong_type", SAFETY_NET),
-        one("cx: OTLP scopeLogs 5", "cx", b'{"resourceLogs": [{"scopeLogs": 5}]}', "wrong_type", SAFETY_NET),
+            "wrong_type"),
+        one("cx: OTLP scopeLogs 5", "cx", b'{"resourceLogs": [{"scopeLogs": 5}]}', "wrong_type"),
         one("cx: OTLP logRecords true", "cx", b'{"resourceLogs": [{"scopeLogs": [{"logRecords": true}]}]}',
-            "wrong_type", SAFETY_NET),
+            "wrong_type"),
         one("cx: OTLP timeUnixNano 10**400", "cx", _otlp_vital(BIG_INT, {"doubleValue": 1200.0}),
-            "bad_timestamp", "out_of_range", SAFETY_NET),
+            "bad_timestamp", "out_of_range"),
         one("cx: OTLP intValue 10**400", "cx", _otlp_vital(str(int(now_s * 1e9)), {"intValue": BIG_INT}),
-            "out_of_range", SAFETY_NET),
+            "out_of_range"),
         one("cx: Faro events 5", "cx", orjson.dumps({"meta": {"session": {"id": "s"}}, "measurements": [],
-                                                     "events": 5}), "wrong_type", SAFETY_NET),
+                                                     "events": 5}), "wrong_type"),
         one("cx: Faro measurements true", "cx", orjson.dumps({"meta": {"session": {"id": "s"}}, "events": [],
-                                                              "measurements": True}), "wrong_type", SAFETY_NET),
+                                                              "measurements": True}), "wrong_type"),
         one("cx: Datadog type a list", "cx", orjson.dumps({"type": [], "session": {"id": "s"},
                                                            "date": int(now_s * 1000)}),
-            "missing_field", "wrong_type", SAFETY_NET),
+            "missing_field", "wrong_type"),
         one("cx: 1,000-deep cohort", "cx",
             b'{"ts": ' + t + b', "session_id": "s", "type": "page_view", "cohort": ' + _deep(1000) + b"}",
-            "wrong_type", SAFETY_NET),
+            "wrong_type"),
         one("cx: array, good beside bad", "cx",
             b'[ ' + orjson.dumps(page_view(ts_s, "desktop", 9_000)) + b' , "x" ]', "not_object", good=1),
     ]
