@@ -75,3 +75,37 @@ def assemble(global_part: dict | None, parts: dict[tuple[str, str], dict]) -> di
         if part.get("incident"):
             full["incidents"][f"{lens}|{subject}"] = part["incident"]
     return full
+
+
+# ---- crash safety -------------------------------------------------------------------------
+# One write of the changed subjects is several records: a crash part-way through would leave
+# some subjects a window ahead of the rest, and re-deciding that window would step their
+# episodes and incidents twice. So every write carries a sequence number: the global value
+# says which write last completed (it is written after the subject values, in order, on one
+# changelog partition), and each subject value holds its new part and the one before. A value
+# from a write that did not complete restores its previous part: the state of the last
+# complete write, exactly. An evicted subject is first written as an empty part (`cur` null)
+# and tombstoned by the next write.
+def envelope(seq: int, cur: bytes | None, prev: bytes | None) -> bytes:
+    """A subject value from parts already dumped as JSON (no re-serialisation)."""
+    return b'{"as_of":%d,"cur":%b,"prev":%b}' % (seq, cur or b"null", prev or b"null")
+
+
+def global_envelope(seq: int, state: dict) -> dict:
+    return {"seq": seq, "correlator": state}
+
+
+def restore(global_value: dict | None, values: dict[str, dict]
+            ) -> tuple[int, dict | None, dict[tuple[str, str], dict], bool]:
+    """(last complete write, global part, subject parts, whether a write was cut short)."""
+    seq = (global_value or {}).get("seq", 0)
+    parts, torn = {}, False
+    for key, value in values.items():
+        pair = parse_key(key)
+        if pair is None or not isinstance(value, dict):
+            continue
+        torn = torn or value.get("as_of", 0) > seq
+        part = value.get("cur") if value.get("as_of", 0) <= seq else value.get("prev")
+        if part:
+            parts[pair] = part
+    return seq, (global_value or {}).get("correlator"), parts, torn
