@@ -100,12 +100,14 @@ def build_app(settings: Settings, metrics: Metrics, clock: Callable[[], float] =
 
     runners = []
     for lens in lens_by_name.values():
-        table = app.Table(f"{lens.name}-state", partitions=settings.partitions, **TABLE_RAW)
+        # A CX slot at its id caps is ~3.3 MB (app/core/idset.py): over the broker's 1 MB default.
+        table = app.Table(f"{lens.name}-state", partitions=settings.partitions, **TABLE_RAW,
+                          extra_topic_configs={"max.message.bytes": str(MAX_STATE_BYTES)})
         runner = LensRunner(lens, settings, TableStore(table), outbox, metrics, clock, seek, commit=commit,
                             rebalances=lambda: app.rebalancing_count)
         _lens_agent(app, runner, app.topic(lens.topic, partitions=settings.partitions, **RAW))
         runners.append(runner)
-    # The correlator's state (baselines, incidents) is one value of ~10 KB per subject.
+    # The correlator's state (baselines, incidents): one value of ~10 KB per subject.
     joiner_table = app.Table("joiner-state", partitions=1, **TABLE_RAW,
                              extra_topic_configs={"max.message.bytes": str(MAX_STATE_BYTES)})
     joiner = JoinerRunner(lens_by_name, settings, TableStore(joiner_table), outbox, metrics, clock, seek, slos,
