@@ -30,16 +30,14 @@ from app.outbox import SUMMARIES_PARTITION, Outbox
 from app.settings import Settings
 from app.store import TableStore, wait_all
 from agents.burns import BurnStep
+from agents.corr_table import LEGACY_CORRELATOR, CorrelatorTable
 from agents.lens import Commit, Seek
 
 log = logging.getLogger("lensbridge.joiner")
 
 NEXT_OFFSET = "next"  # table key: the next summaries offset the joiner needs
-# Table keys of the correlator's state (baselines, open incidents): one per (lens, subject),
-# `corr|<lens>|<subject>`, and `corr|_global` (app/core/corr_state.py). Before, it was one
-# value under "corr", which grew past the state limit at a few thousand services: still read,
-# and replaced by the per-subject keys at the next write.
-LEGACY_CORRELATOR = "corr"
+# The correlator's state (baselines, open incidents) is under `corr|...` keys, one per
+# (lens, subject): agents/corr_table.py.
 BURNS = "slo"  # table key: SLO burn state and burn alerts waiting for their CX check
 TTI_QUANTILES = (0.5, 0.75, 0.95)
 MAX_UNACKED_RECORDS = 256  # records whose table writes may be in flight at once
@@ -66,13 +64,7 @@ class JoinerRunner:
         self.outbox, self.metrics, self.clock = outbox, metrics, clock
         self.merger: WindowMerger | None = None
         self.correlator: Correlator | None = None
-        # Correlator state in the table (see _correlator_writes): the last complete write, each
-        # subject's current part as written, the evicted subjects to tombstone next time.
-        self.corr_seq = 0
-        self.corr_written: dict[str, bytes] = {}
-        self.corr_evicted: set[str] = set()
-        self.legacy_corr = False  # the table still holds the single-value correlator state
-        self.rewrite_corr = False  # the next write covers every subject
+        self.corr_table = CorrelatorTable()  # the correlator's keys in the table
         self.rolling: dict[str, deque] = {}
         self.guard = OffsetGuard(0)
         self.last_seek: tuple[str, int, float] | None = None
@@ -90,19 +82,13 @@ class JoinerRunner:
     def _restore(self) -> WindowMerger:
         merger = WindowMerger(self.settings.window_s, self.settings.partitions)
         self.guard = OffsetGuard(0)
-        burn_state, legacy, corr_global, corr_values = None, None, None, {}
+        burn_state, corr_values = None, {}
         for key, raw in self.store.items(""):
             if key == NEXT_OFFSET:
                 self.guard = OffsetGuard(orjson.loads(raw))
                 continue
-            if key == LEGACY_CORRELATOR:
-                legacy = orjson.loads(raw)
-                continue
-            if key.startswith(corr_state.PREFIX):
-                if key == corr_state.GLOBAL_KEY:
-                    corr_global = orjson.loads(raw)
-                else:
-                    corr_values[key] = orjson.loads(raw)
+            if key == LEGACY_CORRELATOR or key.startswith(corr_state.PREFIX):
+                corr_values[key] = orjson.loads(raw)
                 continue
             if key == BURNS:
                 burn_state = orjson.loads(raw)
@@ -116,7 +102,8 @@ class JoinerRunner:
                 partial = orjson.loads(raw)
                 merger.pending.setdefault((lens, partial["subject"], partial["window_start"]), {})[
                     partial["partition"]] = partial
-        self.correlator = self._restore_correlator(legacy, corr_global, corr_values)
+        self.corr_table = CorrelatorTable()
+        self.correlator = self.corr_table.restore(corr_values, detection_config(self.settings))
         self.burns = BurnStep(self.slos, self.settings.window_s, burn_state) if self.slos else None
         # Partials of windows already released are leftovers of a crash during their deletion.
         for key in [k for k in merger.pending
@@ -126,56 +113,6 @@ class JoinerRunner:
             self.durable = (self.guard.next_offset, self.rebalances())
         log.info("joiner restored: %d pending windows", len(merger.pending))
         return merger
-
-    def _restore_correlator(self, legacy: dict | None, corr_global: dict | None, values: dict) -> Correlator:
-        # The legacy value is removed only after every per-subject key of its replacement was
-        # written (the same ordered write): while it exists, it is the whole state.
-        self.legacy_corr = legacy is not None
-        self.corr_seq, global_part, parts, torn = corr_state.restore(corr_global, values)
-        self.corr_written = {corr_state.subject_key(*pair): orjson.dumps(part, option=orjson.OPT_SORT_KEYS)
-                             for pair, part in parts.items()}
-        self.corr_evicted = {k for k, v in values.items() if isinstance(v, dict) and v.get("cur") is None}
-        self.rewrite_corr = self.legacy_corr or torn  # the next write covers every subject
-        cfg = detection_config(self.settings)
-        try:
-            if legacy is not None:
-                return Correlator(cfg, legacy)
-            return Correlator.from_parts(global_part, parts, cfg)
-        except ValueError as exc:  # e.g. LENSBRIDGE_WINDOW_SECONDS changed: old baselines mean nothing
-            log.warning("correlator state not reusable (%s); starting with fresh baselines", exc)
-            self.rewrite_corr = True  # evicts the stale keys at the first write
-            return Correlator(cfg)
-
-    def _correlator_writes(self) -> dict[str, bytes | None]:
-        """The correlator's table writes (app/core/corr_state.py): the subjects that changed,
-        evicted ones as empty parts, the previous write's evictions tombstoned, the global part
-        last; after a restore from the legacy value, a cut-short write or a reset, every subject
-        and every stale key, with the legacy value's tombstone after the global part."""
-        corr, seq = self.correlator, self.corr_seq + 1
-        changed = corr.take_changed()
-        if self.rewrite_corr:
-            changed |= corr.subjects() | {p for k in self.corr_written if (p := corr_state.parse_key(k))}
-        writes: dict[str, bytes | None] = dict.fromkeys(sorted(self.corr_evicted))
-        self.corr_evicted = set()
-        for lens, subject in sorted(changed):
-            key, part = corr_state.subject_key(lens, subject), corr.subject_state(lens, subject)
-            prev = self.corr_written.pop(key, None)
-            cur = None if part is None else orjson.dumps(part, option=orjson.OPT_SORT_KEYS)
-            if cur is not None:
-                self.corr_written[key] = cur
-            elif prev is None:
-                continue  # nothing stored for it
-            else:
-                self.corr_evicted.add(key)  # idle and nothing open: tombstoned by the next write
-            writes.pop(key, None)
-            writes[key] = corr_state.envelope(seq, cur, prev)
-        writes[corr_state.GLOBAL_KEY] = orjson.dumps(corr_state.global_envelope(seq, corr.global_state()),
-                                                     option=orjson.OPT_SORT_KEYS)
-        if self.legacy_corr:
-            writes[LEGACY_CORRELATOR] = None
-        self.legacy_corr = self.rewrite_corr = False
-        self.corr_seq = seq
-        return writes
 
     def forget(self) -> None:
         self.generation += 1
@@ -295,7 +232,7 @@ class JoinerRunner:
         await wait_all(sends)
         if generation != self.generation:
             return  # revoked meanwhile: the alerts went out, the next owner re-sends them (same ids)
-        state = self._correlator_writes()
+        state = self.corr_table.writes(self.correlator)
         if self.burns:
             state[BURNS] = orjson.dumps(self.burns.to_state(), option=orjson.OPT_SORT_KEYS)
         for lens, until in self.merger.released_until.items():

@@ -46,7 +46,7 @@ def test_a_restart_even_mid_write_gives_the_alerts_of_an_unbroken_run(stop, cut)
     alerts = []
     for i, pair in enumerate(windows[:stop]):
         produced = step(joiner.correlator, pair, i)
-        writes = joiner._correlator_writes()
+        writes = joiner.corr_table.writes(joiner.correlator)
         if cut is not None and i == stop - 1:
             _apply(data, dict(list(writes.items())[:cut]))  # torn: window stop-1 is redone
             break
@@ -56,7 +56,7 @@ def test_a_restart_even_mid_write_gives_the_alerts_of_an_unbroken_run(stop, cut)
     joiner = _restored(data)
     for i, pair in enumerate(windows[redo:], redo):
         alerts += step(joiner.correlator, pair, i)
-        _apply(data, joiner._correlator_writes())
+        _apply(data, joiner.corr_table.writes(joiner.correlator))
     assert reference and dumps(alerts) == dumps(reference)
     keys = sorted(k.decode() for k in data)
     assert keys == ["corr|_global", "corr|cx|mobile", "corr|cx|web", "corr|sre|checkout"]
@@ -68,7 +68,7 @@ def test_the_table_holds_one_small_value_per_subject():
     joiner = _restored(data)
     for i, pair in enumerate(windows):
         step(joiner.correlator, pair, i)
-        _apply(data, joiner._correlator_writes())
+        _apply(data, joiner.corr_table.writes(joiner.correlator))
     full = len(dumps(joiner.correlator.to_state()))
     sizes = {k.decode(): len(v) for k, v in data.items()}
     assert len(sizes) == 5 and sizes["corr|_global"] < 500
@@ -83,7 +83,7 @@ def test_the_legacy_single_value_is_read_and_replaced():
     data = {LEGACY_CORRELATOR.encode(): dumps(corr.to_state())}
     joiner = _restored(data)
     assert dumps(joiner.correlator.to_state()) == dumps(corr.to_state())
-    _apply(data, joiner._correlator_writes())
+    _apply(data, joiner.corr_table.writes(joiner.correlator))
     assert LEGACY_CORRELATOR.encode() not in data
     again = _restored(data)
     assert dumps(again.correlator.to_state()) == dumps(corr.to_state())
@@ -95,7 +95,7 @@ def test_unusable_state_is_replaced_and_its_keys_evicted():
             b"corr|sre|gone": corr_state.envelope(3, b'{"episode":{"start":0,"healthy":0}}', None)}
     joiner = _restored(data)
     assert joiner.correlator.subjects() == set()
-    _apply(data, joiner._correlator_writes())
+    _apply(data, joiner.corr_table.writes(joiner.correlator))
     assert orjson.loads(data[b"corr|sre|gone"])["cur"] is None  # evicted...
-    _apply(data, joiner._correlator_writes())
+    _apply(data, joiner.corr_table.writes(joiner.correlator))
     assert b"corr|sre|gone" not in data  # ...and tombstoned once that write completed
