@@ -55,6 +55,15 @@ def subject_state(corr, lens: str, subject: str) -> dict | None:
     return part or None
 
 
+def subjects(corr) -> set[tuple[str, str]]:
+    found = {(lens, s) for lens in LENSES for by_ws in (corr._records[lens], corr._detections[lens])
+             for recs in by_ws.values() for s in recs}
+    for lens in LENSES:
+        detector = corr._detectors[lens]
+        found |= {(lens, s) for s in [*detector.baselines.subjects(), *detector.episodes]}
+    return found | {tuple(k.split("|", 1)) for k in corr._incidents.to_state()}
+
+
 def assemble(global_part: dict | None, parts: dict[tuple[str, str], dict]) -> dict:
     """The full `Correlator` state from the global value and the subject values."""
     full = dict(global_part or {})

@@ -358,12 +358,7 @@ class Correlator:
 
     def subjects(self) -> set[tuple[str, str]]:
         """Every (lens, subject) holding state."""
-        found = {(lens, s) for lens in LENSES for by_ws in (self._records[lens],
-                 self._detections[lens]) for recs in by_ws.values() for s in recs}
-        for lens in LENSES:
-            detector = self._detectors[lens]
-            found |= {(lens, s) for s in [*detector.baselines.subjects(), *detector.episodes]}
-        return found | {tuple(k.split("|", 1)) for k in self._incidents.to_state()}
+        return corr_state.subjects(self)
 
     def to_state(self) -> dict:
         return {"version": STATE_VERSION, "window_s": self.cfg.window_s,
