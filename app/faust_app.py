@@ -100,7 +100,7 @@ def build_app(settings: Settings, metrics: Metrics, clock: Callable[[], float] =
 
     runners = []
     for lens in lens_by_name.values():
-        # A CX slot at its id caps is ~3.3 MB (app/core/idset.py): over the broker's 1 MB default.
+        # A CX slot at its id caps is ~4.8 MB (app/core/idset.py): over the broker's 1 MB default.
         table = app.Table(f"{lens.name}-state", partitions=settings.partitions, **TABLE_RAW,
                           extra_topic_configs={"max.message.bytes": str(MAX_STATE_BYTES)})
         runner = LensRunner(lens, settings, TableStore(table), outbox, metrics, clock, seek, commit=commit,

@@ -29,7 +29,7 @@ from app.core.cx_merge import (DEFAULT_TTI_QUANTILES, DEFAULT_VITAL_QUANTILE,  #
                                merge_cx_partials, rolling_cx)
 from app.core.digest import DEFAULT_COMPRESSION, StoredDigest
 from app.core.events import FRUSTRATION_TYPES, RumEvent
-from app.core.idset import MAX_SLOT_IDS, id_hash, pack, pack_marks, unpack, unpack_marks
+from app.core.idset import MAX_SLOT_IDS, MAX_SLOT_PAIRS, id_hash, pack, pack_marks, unpack, unpack_marks
 
 LENS = "cx"
 SCHEMA_VERSION = 2  # of the partial (schemas/cx-partial.schema.json): 2 = binary digests
@@ -45,19 +45,20 @@ class CxAccumulator:
 
     An accumulator restored with `from_state` re-emits a byte-identical partial (digests are
     stored in their exact binary form, see `StoredDigest`). Session and view ids are kept as
-    8-byte digests (app/core/idset.py), at most `max_ids` per set; an event that would add
-    one more is still counted everywhere else and moves `ids_over_cap` (in the partial).
+    8-byte digests (app/core/idset.py), at most `max_ids` sessions and views and
+    `max_pairs` (view, service) pairs; an event that would add one more is still counted
+    everywhere else and moves `ids_over_cap` (in the partial).
     """
 
-    __slots__ = ("window_start_s", "compression", "max_ids", "sessions", "page_views",
+    __slots__ = ("window_start_s", "compression", "max_ids", "max_pairs", "sessions", "page_views",
                  "frustrated_sessions", "frustration_events", "views", "view_services",
                  "ids_over_cap", "_pairs", "_tti", "_vitals")
 
     def __init__(self, window_start_s: int, compression: int = DEFAULT_COMPRESSION,
-                 max_ids: int = MAX_SLOT_IDS) -> None:
+                 max_ids: int = MAX_SLOT_IDS, max_pairs: int = MAX_SLOT_PAIRS) -> None:
         self.window_start_s = window_start_s
         self.compression = compression
-        self.max_ids = max_ids
+        self.max_ids, self.max_pairs = max_ids, max_pairs
         self.sessions: set[bytes] = set()  # id digests
         self.page_views = 0
         self.frustrated_sessions: set[bytes] = set()
@@ -123,7 +124,7 @@ class CxAccumulator:
         for service in ev.services:
             views = self.view_services.setdefault(service, set())
             if view not in views:
-                if self._pairs < self.max_ids:
+                if self._pairs < self.max_pairs:
                     views.add(view)
                     self._pairs += 1
                 else:

@@ -5,9 +5,9 @@ text itself: 8 bytes in memory and 4 * 8 / 3 ~= 10.7 characters of base64 in the
 value, whatever the id's length (ids of 40-200 characters were 50-200 bytes each as JSON).
 
 Distinct counts stay exact unless two distinct ids of one slot share a digest. For n ids
-in one slot that happens with probability about n^2 / 2^65: 2.7e-10 at 100,000 ids, at the
-cap of `MAX_SLOT_IDS` (50,000 per set) 6.8e-11 per slot, i.e. one slot in ~15 billion
-undercounts by one. We accept that.
+in one set that happens with probability about n^2 / 2^65: 6.8e-11 at the 50,000 sessions of
+`MAX_SLOT_IDS` (one slot in ~15 billion undercounts by one), 1.1e-9 at the 200,000 pairs of
+`MAX_SLOT_PAIRS`. We accept that.
 
 Packed forms are sorted, so equal sets give equal bytes (a partial re-emitted after a
 restart is byte-identical), and base64 keeps the table value plain JSON.
@@ -22,11 +22,13 @@ import struct
 from collections.abc import Iterable, Mapping
 
 ID_BYTES = 8
-# Distinct ids a CX slot (cohort, window, partition) tracks per set: sessions, views with a
-# complete or abandon, (view, service) pairs. Worst case slot value at the caps: sessions
-# 0.53 MB + frustrated 0.53 MB + views 1.6 MB + pairs 0.53 MB + service names: ~3.3 MB, a
-# fifth of the 16 MiB state limit (and 50,000 sessions alone are 0.53 MB, under 1 MB).
+# Distinct ids a CX slot (cohort, window, partition) tracks: sessions and views with a
+# complete or abandon, MAX_SLOT_IDS each; (view, service) pairs, MAX_SLOT_PAIRS (a page view
+# names several services). Worst-case slot value at the caps: sessions 0.53 MB + frustrated
+# 0.53 MB + views 1.6 MB + pairs 2.1 MB + service names: ~4.8 MB, under a third of the 16 MiB
+# state limit (and 50,000 sessions alone are 0.53 MB, under 1 MB).
 MAX_SLOT_IDS = 50_000
+MAX_SLOT_PAIRS = 4 * MAX_SLOT_IDS
 _MARKS = struct.Struct("<dd")  # first complete, first abandon (NaN: none)
 
 

@@ -3,7 +3,7 @@ import orjson
 
 from app.core.cx import CxAccumulator, merge_cx_partials
 from app.core.events import RumEvent
-from app.core.idset import MAX_SLOT_IDS, id_hash, pack, pack_marks, unpack, unpack_marks
+from app.core.idset import MAX_SLOT_IDS, MAX_SLOT_PAIRS, id_hash, pack, pack_marks, unpack, unpack_marks
 
 W0 = 1_700_000_040
 STATE_LIMIT_BYTES = 16 * 1024 * 1024  # app/faust_app.py MAX_STATE_BYTES
@@ -39,6 +39,18 @@ def test_a_slot_at_the_cap_is_exact_and_a_fifth_of_the_state_limit():
     assert merged["sessions"] == MAX_SLOT_IDS and merged["ids_over_cap"] == 0
 
 
+def test_pairs_at_their_cap_keep_the_slot_under_a_third_of_the_limit():
+    views = MAX_SLOT_PAIRS // 4
+    acc = CxAccumulator(W0)
+    acc.fold([RumEvent(W0 + 1, f"s{i % MAX_SLOT_IDS}", "abandon", "web", view_id=f"v{i}",
+                       services=("a", "b", "c", "d")) for i in range(views)]
+             + [RumEvent(W0 + 2, f"s{i}", "rage_click", "web") for i in range(MAX_SLOT_IDS)])
+    p = acc.to_partial("web", 0, 60)
+    assert p["services"] == dict.fromkeys("abcd", views) and p["ids_over_cap"] == 0
+    assert p["sessions"] == p["frustrated_sessions"] == MAX_SLOT_IDS
+    assert len(orjson.dumps(acc.to_state())) < STATE_LIMIT_BYTES / 3
+
+
 def test_sessions_alone_take_under_eleven_bytes_each():
     acc = CxAccumulator(W0)
     acc.fold([RumEvent(W0 + 1, f"s{i}", "page_view", "web") for i in range(MAX_SLOT_IDS)])
@@ -46,7 +58,7 @@ def test_sessions_alone_take_under_eleven_bytes_each():
 
 
 def test_beyond_the_cap_events_still_count_and_are_reported():
-    acc = CxAccumulator(W0, max_ids=3)
+    acc = CxAccumulator(W0, max_ids=3, max_pairs=3)
     acc.fold([RumEvent(W0 + 1, f"s{i}", "page_view", "web", view_id=f"v{i}", services=("api",))
               for i in range(5)]
              + [RumEvent(W0 + 2, "s4", "dead_click", "web"),
