@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import orjson
 
-from app.core import cx
+from app.core import corr_state, cx
 from app.core.correlate import Correlator
 from app.core.dips import DetectionConfig
 from app.core.decode import NOT_JSON, Rejected
@@ -33,12 +33,14 @@ from app.settings import Settings
 from app.store import TableStore, wait_all
 from agents import safety
 from agents.burns import BurnStep
+from agents.corr_table import LEGACY_CORRELATOR, CorrelatorTable
 from agents.lens import Commit, Seek
 
 log = logging.getLogger("lensbridge.joiner")
 
 NEXT_OFFSET = "next"  # table key: the next summaries offset the joiner needs
-CORRELATOR = "corr"  # table key: the correlator's state (baselines, open incidents)
+# The correlator's state (baselines, open incidents) is under `corr|...` keys, one per
+# (lens, subject): agents/corr_table.py.
 BURNS = "slo"  # table key: SLO burn state and burn alerts waiting for their CX check
 TTI_QUANTILES = (0.5, 0.75, 0.95)
 MAX_UNACKED_RECORDS = 256  # records whose table writes may be in flight at once
@@ -66,6 +68,7 @@ class JoinerRunner:
         self.outbox, self.metrics, self.clock = outbox, metrics, clock
         self.merger: WindowMerger | None = None
         self.correlator: Correlator | None = None
+        self.corr_table = CorrelatorTable()  # the correlator's keys in the table
         self.rolling: dict[str, deque] = {}
         self.guard = OffsetGuard(0)
         self.last_seek: tuple[str, int, float] | None = None
@@ -83,14 +86,13 @@ class JoinerRunner:
     def _restore(self) -> WindowMerger:
         merger = WindowMerger(self.settings.window_s, self.settings.partitions)
         self.guard = OffsetGuard(0)
-        self.correlator = self._new_correlator(None)
-        burn_state = None
+        burn_state, corr_values = None, {}
         for key, raw in self.store.items(""):
             if key == NEXT_OFFSET:
                 self.guard = OffsetGuard(orjson.loads(raw))
                 continue
-            if key == CORRELATOR:
-                self.correlator = self._new_correlator(orjson.loads(raw))
+            if key == LEGACY_CORRELATOR or key.startswith(corr_state.PREFIX):
+                corr_values[key] = orjson.loads(raw)
                 continue
             if key == BURNS:
                 burn_state = orjson.loads(raw)
@@ -104,6 +106,8 @@ class JoinerRunner:
                 partial = orjson.loads(raw)
                 merger.pending.setdefault((lens, partial["subject"], partial["window_start"]), {})[
                     partial["partition"]] = partial
+        self.corr_table = CorrelatorTable()
+        self.correlator = self.corr_table.restore(corr_values, detection_config(self.settings))
         self.burns = BurnStep(self.slos, self.settings.window_s, burn_state) if self.slos else None
         # Partials of windows already released are leftovers of a crash during their deletion.
         for key in [k for k in merger.pending
@@ -113,14 +117,6 @@ class JoinerRunner:
             self.durable = (self.guard.next_offset, self.rebalances())
         log.info("joiner restored: %d pending windows", len(merger.pending))
         return merger
-
-    def _new_correlator(self, state: dict | None) -> Correlator:
-        cfg = detection_config(self.settings)
-        try:
-            return Correlator(cfg, state)
-        except ValueError as exc:  # e.g. LENSBRIDGE_WINDOW_SECONDS changed: old baselines mean nothing
-            log.warning("correlator state not reusable (%s); starting with fresh baselines", exc)
-            return Correlator(cfg)
 
     def forget(self) -> None:
         self.generation += 1
@@ -261,8 +257,7 @@ class JoinerRunner:
         await wait_all(sends)
         if generation != self.generation:
             return  # revoked meanwhile: the alerts went out, the next owner re-sends them (same ids)
-        state: dict[str, bytes | None] = {
-            CORRELATOR: orjson.dumps(self.correlator.to_state(), option=orjson.OPT_SORT_KEYS)}
+        state = self.corr_table.writes(self.correlator)
         if self.burns:
             state[BURNS] = orjson.dumps(self.burns.to_state(), option=orjson.OPT_SORT_KEYS)
         for lens, until in self.merger.released_until.items():

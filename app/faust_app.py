@@ -121,6 +121,7 @@ def build_app(settings: Settings, metrics: Metrics, clock: Callable[[], float] =
 
     runners = []
     for lens in lens_by_name.values():
+        # A CX slot at its id caps is ~4.8 MB (app/core/idset.py): over the broker's 1 MB default.
         changelog = changelog_topic(settings, f"{lens.name}-state")
         table = app.Table(f"{lens.name}-state", partitions=settings.partitions, **TABLE_RAW,
                           extra_topic_configs=topic_configs(settings, changelog))  # max.message.bytes
@@ -128,7 +129,7 @@ def build_app(settings: Settings, metrics: Metrics, clock: Callable[[], float] =
                             rebalances=lambda: app.rebalancing_count, progress=progress)
         _lens_agent(app, runner, app.topic(lens.topic, partitions=settings.partitions, **RAW))
         runners.append(runner)
-    # The correlator's state (baselines, incidents) is one value of ~10 KB per subject.
+    # The correlator's state (baselines, incidents): one value of ~10 KB per subject.
     joiner_table = app.Table("joiner-state", partitions=1, **TABLE_RAW,
                              extra_topic_configs=topic_configs(settings, changelog_topic(settings, "joiner-state")))
     joiner = JoinerRunner(lens_by_name, settings, TableStore(joiner_table), outbox, metrics, clock, seek, slos,

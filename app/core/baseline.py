@@ -88,15 +88,19 @@ class Baselines:
         self._traffic[subject] = _append(self._traffic.get(subject), window_start, volume,
                                          self.traffic_windows)
 
-    def forget_before(self, window_start: int) -> None:
+    def forget_before(self, window_start: int) -> list[str]:
         """Drop subjects last seen before `window_start`, so departed subjects (a renamed
-        service, a retired cohort) do not keep state forever. They re-warm if they return."""
+        service, a retired cohort) do not keep state forever. They re-warm if they return.
+        Returns the subjects dropped."""
+        dropped = []
         for subject in self.subjects():
             series = [*self._values.get(subject, {}).values(), self._traffic.get(subject)]
             newest = max((s["last"] for s in series if s), default=None)
             if newest is None or newest < window_start:
                 self._values.pop(subject, None)
                 self._traffic.pop(subject, None)
+                dropped.append(subject)
+        return dropped
 
     # ---- state ---------------------------------------------------------------------
     def to_state(self) -> dict:
@@ -150,11 +154,17 @@ class LensDetector:
                                               cfg.baseline_windows, cfg.traffic_windows)
         self.episodes: dict[str, dict] = {s: dict(e)
                                           for s, e in state.get("episodes", {}).items()}
+        self._forgotten: list[str] = []  # subjects whose baselines were dropped
+
+    def take_forgotten(self) -> list[str]:
+        forgotten, self._forgotten = self._forgotten, []
+        return forgotten
 
     def detect(self, window_start: int, records: dict[str, dict]) -> dict[str, dict]:
         """One closed window: subject -> {checks, event, start, traffic}. Subjects with no
         window but an open episode are stepped too: a gap counts as not dipping."""
-        self.baselines.forget_before(window_start - self.cfg.traffic_windows * self.cfg.window_s)
+        self._forgotten += self.baselines.forget_before(
+            window_start - self.cfg.traffic_windows * self.cfg.window_s)
         entries = {}
         for subject in sorted(set(records) | set(self.episodes)):
             if subject in self.cfg.ignored_subjects:

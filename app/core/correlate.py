@@ -16,7 +16,7 @@ cohort has no links). Every candidate carries this product written out.
 
 Reads only windows up to `window + lag`, all complete in both lenses when it runs.
 """
-from app.core import stats
+from app.core import corr_state, stats
 from app.core.baseline import LensDetector
 from app.core.dips import CX, LENSES, SRE, DetectionConfig, window_record
 from app.core.incidents import IncidentBook, alert_id, evidence_entry, pct, relative_change
@@ -307,7 +307,14 @@ class Correlator:
       then count as late).
     - `to_state()` / `from_state()`: plain JSON; dumping with sorted keys is byte-stable
       across a round trip, so a restarted joiner continues incidents under the same ids.
+    - The same state cut per subject (app/core/corr_state.py), for a table that must not
+      hold it as one value: `take_changed()` names the (lens, subject) pairs whose part
+      changed since the last call, `subject_state(lens, subject)` is that part (None: the
+      subject holds nothing and is evicted), `global_state()` the rest, and
+      `from_parts(global, parts)` joins them back.
     """
+
+    STATE_VERSION = STATE_VERSION
 
     def __init__(self, cfg: DetectionConfig | None = None, state: dict | None = None) -> None:
         self.cfg = cfg = cfg or DetectionConfig()
@@ -328,10 +335,30 @@ class Correlator:
         self._detectors = {lens: LensDetector(lens, cfg, state.get("detectors", {}).get(lens))
                            for lens in LENSES}
         self._incidents = IncidentBook(cfg, state.get("incidents"))
+        self._changed: set[tuple[str, str]] = set()  # (lens, subject) since take_changed()
 
     @classmethod
     def from_state(cls, state: dict, cfg: DetectionConfig | None = None) -> "Correlator":
         return cls(cfg, state)
+
+    @classmethod
+    def from_parts(cls, global_part: dict | None, parts: dict[tuple[str, str], dict],
+                   cfg: DetectionConfig | None = None) -> "Correlator":
+        return cls(cfg, corr_state.assemble(global_part, parts) if global_part or parts else None)
+
+    def global_state(self) -> dict:
+        return corr_state.global_state(self)
+
+    def subject_state(self, lens: str, subject: str) -> dict | None:
+        return corr_state.subject_state(self, lens, subject)
+
+    def take_changed(self) -> set[tuple[str, str]]:
+        changed, self._changed = self._changed, set()
+        return changed
+
+    def subjects(self) -> set[tuple[str, str]]:
+        """Every (lens, subject) holding state."""
+        return corr_state.subjects(self)
 
     def to_state(self) -> dict:
         return {"version": STATE_VERSION, "window_s": self.cfg.window_s,
@@ -360,6 +387,7 @@ class Correlator:
             self.late_windows += 1
             return []
         self._records[lens].setdefault(start, {})[subject] = record
+        self._changed.add((lens, subject))
         return []
 
     def on_lens_complete(self, lens: str, complete_until_s: float) -> list[dict]:
@@ -426,7 +454,9 @@ class Correlator:
             if start in records:  # counts only serve detection: keep the state small
                 records[start] = {s: {k: v for k, v in r.items() if k != "counts"}
                                   for s, r in records[start].items()}
+            self._changed.update((lens, s) for s in [*entries, *records.get(start, {})])
             start += step
+        self._changed.update((lens, s) for s in detector.take_forgotten())
         self._next_detect[lens] = start
 
     def _decide_ready(self) -> list[dict]:
@@ -459,6 +489,7 @@ class Correlator:
         ctx, alerts = self._context(w), []
         for lens, verdict in ((SRE, sre_verdict), (CX, cx_verdict)):
             for subject, entry in sorted(self._detections[lens].get(w, {}).items()):
+                self._changed.add((lens, subject))
                 if entry["event"] in ("open", "dip"):
                     alerts += self._incidents.on_dip(verdict(ctx, subject), entry["start"], w)
                 elif entry["event"] == "close":
@@ -475,10 +506,10 @@ class Correlator:
         keep_detections = next_w - self.cfg.correlation_lag_windows * step
         keep_records = next_w - max(self.cfg.baseline_windows, self.cfg.link_windows) * step
         for lens in LENSES:
-            for ws in [ws for ws in self._detections[lens] if ws < keep_detections]:
-                del self._detections[lens][ws]
-            for ws in [ws for ws in self._records[lens] if ws < keep_records]:
-                del self._records[lens][ws]
+            for by_ws, keep in ((self._detections[lens], keep_detections),
+                                (self._records[lens], keep_records)):
+                for ws in [ws for ws in by_ws if ws < keep]:
+                    self._changed.update((lens, s) for s in by_ws.pop(ws))
 
 
 def _int_keys(by_window: dict) -> dict[int, dict]:

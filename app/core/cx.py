@@ -25,15 +25,18 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from app.core.digest import (DEFAULT_COMPRESSION, StoredDigest, digest_to_wire, merge_wire,
-                             quantile_key)
-from app.core.digest import quantiles as digest_quantiles
+from app.core.cx_merge import (DEFAULT_TTI_QUANTILES, DEFAULT_VITAL_QUANTILE,  # noqa: F401
+                               merge_cx_partials, rolling_cx)
+from app.core.digest import DEFAULT_COMPRESSION, StoredDigest
 from app.core.events import FRUSTRATION_TYPES, RumEvent
+from app.core.idset import MAX_SLOT_IDS, MAX_SLOT_PAIRS, id_hash, pack, pack_marks, unpack, unpack_marks
 
 LENS = "cx"
 SCHEMA_VERSION = 2  # of the partial (schemas/cx-partial.schema.json): 2 = binary digests
-STATE_VERSION = 2  # of the durable table value (`to_state`): 2 = binary digests, 1 = wire dicts
-_READABLE_STATE_VERSIONS = (1, 2)
+# Of the durable table value (`to_state`): 3 = ids as packed digests (app/core/idset.py),
+# 2 = id strings and binary digests, 1 = id strings and wire dicts (read, ids hashed on load).
+STATE_VERSION = 3
+_READABLE_STATE_VERSIONS = (1, 2, 3)
 _FRUSTRATION = frozenset(FRUSTRATION_TYPES)
 
 
@@ -41,22 +44,29 @@ class CxAccumulator:
     """Sessions, frustration, abandonment, TTI and web vitals of one (window, cohort, partition).
 
     An accumulator restored with `from_state` re-emits a byte-identical partial (digests are
-    stored in their exact binary form, see `StoredDigest`).
+    stored in their exact binary form, see `StoredDigest`). Session and view ids are kept as
+    8-byte digests (app/core/idset.py), at most `max_ids` sessions and views and
+    `max_pairs` (view, service) pairs; an event that would add one more is still counted
+    everywhere else and moves `ids_over_cap` (in the partial).
     """
 
-    __slots__ = ("window_start_s", "compression", "sessions", "page_views",
+    __slots__ = ("window_start_s", "compression", "max_ids", "max_pairs", "sessions", "page_views",
                  "frustrated_sessions", "frustration_events", "views", "view_services",
-                 "_tti", "_vitals")
+                 "ids_over_cap", "_pairs", "_tti", "_vitals")
 
-    def __init__(self, window_start_s: int, compression: int = DEFAULT_COMPRESSION) -> None:
+    def __init__(self, window_start_s: int, compression: int = DEFAULT_COMPRESSION,
+                 max_ids: int = MAX_SLOT_IDS, max_pairs: int = MAX_SLOT_PAIRS) -> None:
         self.window_start_s = window_start_s
         self.compression = compression
-        self.sessions: set[str] = set()
+        self.max_ids, self.max_pairs = max_ids, max_pairs
+        self.sessions: set[bytes] = set()  # id digests
         self.page_views = 0
-        self.frustrated_sessions: set[str] = set()
+        self.frustrated_sessions: set[bytes] = set()
         self.frustration_events: Counter[str] = Counter()
-        self.views: dict[str, list[float | None]] = {}  # view -> [first complete, first abandon]
-        self.view_services: set[tuple[str, str]] = set()  # (view, service)
+        self.views: dict[bytes, list[float | None]] = {}  # view -> [first complete, first abandon]
+        self.view_services: dict[str, set[bytes]] = {}  # service -> views that named it
+        self.ids_over_cap = 0  # events whose session, view or (view, service) went untracked
+        self._pairs = 0  # (view, service) pairs held
         self._tti = StoredDigest(compression)
         self._vitals: dict[str, StoredDigest] = {}
 
@@ -86,21 +96,42 @@ class CxAccumulator:
             digest.add(values)
 
     def _fold_counts(self, ev: RumEvent) -> None:
-        self.sessions.add(ev.session_id)
-        view = ev.view_id if ev.view_id is not None else ev.session_id
+        session = id_hash(ev.session_id)
+        view = session if ev.view_id is None else id_hash(ev.view_id)
+        over = False
+        if session not in self.sessions:
+            if len(self.sessions) < self.max_ids:
+                self.sessions.add(session)
+            else:
+                over = True
         kind = ev.type
         if kind == "page_view":
             self.page_views += 1
         elif kind in _FRUSTRATION:
-            self.frustrated_sessions.add(ev.session_id)
+            if session in self.sessions:
+                self.frustrated_sessions.add(session)
             self.frustration_events[kind] += 1
         elif kind == "complete" or kind == "abandon":
-            marks = self.views.setdefault(view, [None, None])
-            slot = 0 if kind == "complete" else 1
-            if marks[slot] is None or ev.ts_s < marks[slot]:
-                marks[slot] = ev.ts_s
+            marks = self.views.get(view)
+            if marks is None and len(self.views) < self.max_ids:
+                marks = self.views[view] = [None, None]
+            if marks is None:
+                over = True
+            else:
+                slot = 0 if kind == "complete" else 1
+                if marks[slot] is None or ev.ts_s < marks[slot]:
+                    marks[slot] = ev.ts_s
         for service in ev.services:
-            self.view_services.add((view, service))
+            views = self.view_services.setdefault(service, set())
+            if view not in views:
+                if self._pairs < self.max_pairs:
+                    views.add(view)
+                    self._pairs += 1
+                else:
+                    over = True
+            if not views:
+                del self.view_services[service]
+        self.ids_over_cap += over
 
     @property
     def abandons(self) -> int:
@@ -111,8 +142,7 @@ class CxAccumulator:
         return sum(1 for c, a in self.views.values() if c is not None and (a is None or c <= a))
 
     def services(self) -> dict[str, int]:
-        counts = Counter(service for _view, service in self.view_services)
-        return dict(sorted(counts.items()))
+        return {service: len(self.view_services[service]) for service in sorted(self.view_services)}
 
     def _vital_states(self) -> dict[str, Any]:
         return {name: self._vitals[name].to_state() for name in sorted(self._vitals)}
@@ -123,12 +153,13 @@ class CxAccumulator:
             "state_version": STATE_VERSION,
             "window_start": self.window_start_s,
             "compression": self.compression,
-            "sessions": sorted(self.sessions),
+            "sessions": pack(self.sessions),
             "page_views": self.page_views,
-            "frustrated_sessions": sorted(self.frustrated_sessions),
+            "frustrated_sessions": pack(self.frustrated_sessions),
             "frustration_events": dict(sorted(self.frustration_events.items())),
-            "views": [[v, c, a] for v, (c, a) in sorted(self.views.items())],
-            "view_services": [list(p) for p in sorted(self.view_services)],
+            "views": pack_marks(self.views),
+            "view_services": {s: pack(self.view_services[s]) for s in sorted(self.view_services)},
+            "ids_over_cap": self.ids_over_cap,
             "tti_ms_digest": self._tti.to_state(),
             "web_vitals": self._vital_states(),
         }
@@ -139,18 +170,34 @@ class CxAccumulator:
             if state["state_version"] not in _READABLE_STATE_VERSIONS:
                 raise ValueError(f"unknown CX state version {state['state_version']!r}")
             acc = cls(state["window_start"], state["compression"])
-            acc.sessions = set(state["sessions"])
+            if state["state_version"] >= 3:
+                acc._ids_from_state(state)
+            else:
+                acc._ids_from_strings(state)
+            acc._pairs = sum(len(views) for views in acc.view_services.values())
             acc.page_views = state["page_views"]
-            acc.frustrated_sessions = set(state["frustrated_sessions"])
             acc.frustration_events = Counter(state["frustration_events"])
-            acc.views = {v: [c, a] for v, c, a in state["views"]}
-            acc.view_services = {(v, s) for v, s in state["view_services"]}
             acc._tti = StoredDigest.restore(state["tti_ms_digest"])
             acc._vitals = {name: StoredDigest.restore(stored)
                            for name, stored in state["web_vitals"].items()}
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"malformed CX accumulator state: {exc!r}") from exc
         return acc
+
+    def _ids_from_state(self, state: Mapping[str, Any]) -> None:
+        self.sessions = unpack(state["sessions"])
+        self.frustrated_sessions = unpack(state["frustrated_sessions"])
+        self.views = unpack_marks(state["views"])
+        self.view_services = {s: unpack(p) for s, p in state["view_services"].items()}
+        self.ids_over_cap = state["ids_over_cap"]
+
+    def _ids_from_strings(self, state: Mapping[str, Any]) -> None:
+        """State v1/v2 (written before ids were hashed): hash the id strings on load."""
+        self.sessions = {id_hash(s) for s in state["sessions"]}
+        self.frustrated_sessions = {id_hash(s) for s in state["frustrated_sessions"]}
+        self.views = {id_hash(v): [c, a] for v, c, a in state["views"]}
+        for view, service in state["view_services"]:
+            self.view_services.setdefault(service, set()).add(id_hash(view))
 
     def to_partial(self, cohort: str, partition: int, window_s: int) -> dict[str, Any]:
         """The partial summary (schemas/cx-partial.schema.json) for the summaries topic."""
@@ -170,6 +217,7 @@ class CxAccumulator:
             "tti_ms_digest": self._tti.to_state(),  # binary: only the joiner reads them
             "web_vitals": self._vital_states(),
             "services": self.services(),
+            "ids_over_cap": self.ids_over_cap,
         }
 
 
@@ -184,124 +232,3 @@ def _check(ev: RumEvent, window_start_s: int) -> None:
 
 def _finite(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
-# ---- merge (joiner side) ----------------------------------------------------------------
-DEFAULT_TTI_QUANTILES = (0.5, 0.75, 0.95)
-DEFAULT_VITAL_QUANTILE = 0.75  # web vitals are judged at p75 by every RUM product
-
-
-def merge_cx_partials(
-    partials: Sequence[Mapping[str, Any]],
-    tti_quantiles: Sequence[float] = DEFAULT_TTI_QUANTILES,
-    vital_quantile: float = DEFAULT_VITAL_QUANTILE,
-    compression: int = DEFAULT_COMPRESSION,
-) -> dict[str, Any]:
-    """Merge the partials of one (cohort, window), one per partition, into the merged window.
-
-    Counts add (exact when RUM is keyed by session or cohort, see the module docstring);
-    digests merge in partition order, so a re-merge gives identical bytes.
-    """
-    if not partials:
-        raise ValueError("no partials to merge")
-    try:
-        return _merge(partials, tti_quantiles, vital_quantile, compression)
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise ValueError(f"malformed CX partial: {exc!r}") from exc
-
-
-def _merge(partials, tti_quantiles, vital_quantile, compression) -> dict[str, Any]:
-    keys = {(p["lens"], p["subject"], p["window_start"], p["window_end"]) for p in partials}
-    if len(keys) != 1 or next(iter(keys))[0] != LENS:
-        raise ValueError(f"partials of several CX windows or cohorts (or not CX): {keys}")
-    ordered = sorted(partials, key=lambda p: p["partition"])
-    partitions = [p["partition"] for p in ordered]
-    if len(set(partitions)) != len(partitions):
-        raise ValueError(f"duplicate partition among partials: {partitions}")
-    _lens, subject, start, end = next(iter(keys))
-    head = {"lens": LENS, "subject": subject, "window_start": start, "window_end": end,
-            "partitions": partitions}
-    return {**head, **_combine(ordered, "web_vitals", tti_quantiles, vital_quantile,
-                               compression)}
-
-
-def rolling_cx(
-    merged_windows: Sequence[Mapping[str, Any]],
-    tti_quantiles: Sequence[float] = DEFAULT_TTI_QUANTILES,
-    vital_quantile: float = DEFAULT_VITAL_QUANTILE,
-    compression: int = DEFAULT_COMPRESSION,
-) -> dict[str, Any]:
-    """Rolling view over merged windows of one cohort (pass the last N).
-
-    Counts add and digests merge exactly. Distinct sessions cannot: merged windows keep
-    no ids, so a session active in k windows is counted k times. So we report
-    `session_windows` (the sum of per-window distinct sessions, i.e. (session, window)
-    pairs) and `frustrated_session_windows`, and bound the true distinct count between
-    `distinct_sessions_min` (the busiest window) and `distinct_sessions_max` (the sum).
-    `frustration_ratio` = frustrated_session_windows / session_windows: per-window ratios
-    weighted by sessions. It is below the share of distinct sessions ever frustrated when
-    sessions span windows and are frustrated in only some of them.
-    """
-    if not merged_windows:
-        raise ValueError("no windows to roll up")
-    try:
-        return _roll(merged_windows, tti_quantiles, vital_quantile, compression)
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise ValueError(f"malformed CX merged window: {exc!r}") from exc
-
-
-def _roll(merged_windows, tti_quantiles, vital_quantile, compression) -> dict[str, Any]:
-    subjects = {w["subject"] for w in merged_windows}
-    if len(subjects) != 1:
-        raise ValueError(f"rolling view over several cohorts: {sorted(subjects)}")
-    ordered = sorted(merged_windows, key=lambda w: w["window_start"])
-    starts = [w["window_start"] for w in ordered]
-    if len(set(starts)) != len(starts):
-        raise ValueError(f"duplicate window among merged windows: {starts}")
-    rolled = _combine(ordered, "web_vitals_digests", tti_quantiles, vital_quantile,
-                      compression)
-    per_window = [w["sessions"] for w in ordered]
-    head = {"lens": LENS, "subject": ordered[0]["subject"], "window_start": starts[0],
-            "window_end": ordered[-1]["window_end"], "windows": len(ordered),
-            "session_windows": rolled.pop("sessions"),
-            "frustrated_session_windows": rolled.pop("frustrated_sessions"),
-            "distinct_sessions_min": max(per_window), "distinct_sessions_max": sum(per_window)}
-    return {**head, **rolled}
-
-
-def _combine(parts: Sequence[Mapping[str, Any]], vitals_field: str,
-             tti_quantiles: Sequence[float], vital_quantile: float,
-             compression: int) -> dict[str, Any]:
-    """Sum counts, merge digests, derive ratios and quantiles (partials or merged windows)."""
-    def total(field: str) -> int:
-        return sum(p[field] for p in parts)
-
-    sessions, page_views = total("sessions"), total("page_views")
-    frustrated, abandons = total("frustrated_sessions"), total("abandons")
-    frustration = Counter(dict.fromkeys(FRUSTRATION_TYPES, 0))  # stable label set
-    services: Counter[str] = Counter()
-    for p in parts:
-        frustration.update(p["frustration_events"])
-        services.update(p["services"])
-    tti = merge_wire([p["tti_ms_digest"] for p in parts], compression)
-    names = sorted({name for p in parts for name in p[vitals_field]})
-    vitals = {n: merge_wire([p[vitals_field][n] for p in parts if n in p[vitals_field]],
-                            compression) for n in names}
-    vital_key = quantile_key(vital_quantile)
-    return {
-        "sessions": sessions,
-        "page_views": page_views,
-        "frustrated_sessions": frustrated,
-        "frustration_events": dict(sorted(frustration.items())),
-        "abandons": abandons,
-        "completes": total("completes"),
-        "frustration_ratio": frustrated / sessions if sessions else None,
-        "abandonment_ratio": abandons / page_views if page_views else None,
-        "tti_ms": digest_quantiles(tti, tti_quantiles),
-        "web_vital_quantile": vital_key,
-        "web_vitals": {n: digest_quantiles(d, [vital_quantile])[vital_key]
-                       for n, d in vitals.items()},
-        "services": dict(sorted(services.items())),
-        "tti_ms_digest": digest_to_wire(tti),
-        "web_vitals_digests": {n: digest_to_wire(d) for n, d in vitals.items()},
-    }

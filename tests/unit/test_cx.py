@@ -9,7 +9,8 @@ import tdigest
 
 from app.core.cx import CxAccumulator, merge_cx_partials, rolling_cx
 from app.core.digest import digest_from_any
-from app.core.events import RumEvent
+from app.core.events import FRUSTRATION_TYPES, RumEvent
+from app.core.idset import id_hash
 
 SCHEMAS = pathlib.Path(__file__).resolve().parents[2] / "schemas"
 W0 = 1_700_000_040  # a window start aligned to 60 s
@@ -54,7 +55,7 @@ def test_each_frustration_type_counted_separately():
                   ("dead_click", "error_click", "excessive_scroll", "dead_click")])
     assert dict(acc.frustration_events) == {"dead_click": 2, "error_click": 1,
                                             "excessive_scroll": 1}
-    assert acc.frustrated_sessions == {"s1"}
+    assert acc.frustrated_sessions == {id_hash("s1")}
 
 
 def test_complete_then_abandon_is_not_abandoned():
@@ -100,7 +101,7 @@ def test_events_without_view_id_use_the_session_as_view():
         ev(W0 + 3, "s2", "abandon"),
     ])
     assert (acc.abandons, acc.completes) == (1, 1)
-    assert sorted(acc.views) == ["s1", "s2"]
+    assert set(acc.views) == {id_hash("s1"), id_hash("s2")}
 
 
 def test_session_spanning_two_windows_counts_in_both():
@@ -113,7 +114,7 @@ def test_session_spanning_two_windows_counts_in_both():
     first = folded([e for e in events if e.ts_s < W0 + WINDOW_S])
     second = folded([e for e in events if e.ts_s >= W0 + WINDOW_S], W0 + WINDOW_S)
     assert len(first.sessions) == 1 and len(second.sessions) == 2
-    assert "s1" in first.sessions and "s1" in second.sessions
+    assert id_hash("s1") in first.sessions and id_hash("s1") in second.sessions
     assert len(first.frustrated_sessions) == 1 and len(second.frustrated_sessions) == 0
 
 
@@ -372,13 +373,35 @@ def test_rolling_view_rejects_mixed_cohorts_and_duplicates():
         rolling_cx([])
 
 
+def _string_ids(events):
+    """The id fields of a state v1/v2 value (ids as text) for these events."""
+    views = {}
+    for e in events:
+        if e.type in ("complete", "abandon"):
+            marks = views.setdefault(e.view_id or e.session_id, [None, None])
+            i = 0 if e.type == "complete" else 1
+            marks[i] = e.ts_s if marks[i] is None else min(marks[i], e.ts_s)
+    return {"sessions": sorted({e.session_id for e in events}),
+            "frustrated_sessions": sorted({e.session_id for e in events
+                                           if e.type in FRUSTRATION_TYPES}),
+            "views": [[v, c, a] for v, (c, a) in sorted(views.items())],
+            "view_services": sorted({(e.view_id or e.session_id, s)
+                                     for e in events for s in e.services})}
+
+
 def test_state_written_before_binary_digests_still_restores():
-    # Version 1 table values carry the digests as wire dicts; an upgraded worker reads them.
+    # Version 1 table values carry the digests as wire dicts and the ids as text; an
+    # upgraded worker reads them (hashing the ids).
     acc = folded(busy_window())
     state = acc.to_state()
     partial = acc.to_partial("web", 0, 60)
-    v1 = state | {"state_version": 1, "tti_ms_digest": partial["tti_ms_digest"],
-                  "web_vitals": partial["web_vitals"]}
+    v1 = state | _string_ids(busy_window()) | {
+        "state_version": 1, "tti_ms_digest": partial["tti_ms_digest"],
+        "web_vitals": partial["web_vitals"]}
+    del v1["ids_over_cap"]
     restored = CxAccumulator.from_state(orjson.loads(orjson.dumps(v1)))
     assert orjson.dumps(restored.to_partial("web", 0, 60)) == orjson.dumps(partial)
     assert isinstance(state["tti_ms_digest"], str)  # version 2 stores the binary form
+    v2 = {**v1, "state_version": 2, "tti_ms_digest": state["tti_ms_digest"],
+          "web_vitals": state["web_vitals"]}
+    assert orjson.dumps(CxAccumulator.from_state(v2).to_state()) == orjson.dumps(state)
