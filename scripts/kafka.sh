@@ -283,6 +283,10 @@ cmd_start() {
     while ((rc == 3 && SECONDS < deadline)); do sleep 1; rc=0; msg="$(probe)" || rc=$?; done
   fi
   [[ -z "$SASL_SSL_PORT" ]] || tls_client_env
+  if ((rc == 0)) && [[ -n "$SASL_SSL_PORT" ]] && ! pid_alive; then
+    # Its certificates and users live in the run dir of whoever started it: ours would not match.
+    die "a broker answers on $KAFKA_HOST:$KAFKA_PORT but was not started from this checkout, so its CA and SCRAM users are not in ${RUN_DIR#$ROOT/}; stop it with scripts/kafka-sasl.sh stop in the checkout that started it, or give this one other ports (KAFKA_SASL_SSL_PORT, KAFKA_SASL_INTERNAL_PORT, KAFKA_SASL_CONTROLLER_PORT, KAFKA_MTLS_PORT)"
+  fi
   if ((rc == 0)); then
     if pid_alive; then say "reusing the running broker (pid $(cat "$PID_FILE")): $msg"
     else say "reusing a broker already answering (not started by this script): $msg"; fi
