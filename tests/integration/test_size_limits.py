@@ -50,24 +50,14 @@ async def _create_with_limit(bootstrap: str, topic: str, partitions: int, max_me
         await admin.close()
 
 
-def _near_limit_message(rng: random.Random) -> tuple[bytes, list[dict], dict[int, str]]:
-    """A JSON array of ~MESSAGE_BYTES: good events of SUBJECT over three windows or more, and bad
-    elements among them (index -> reason), one of them ~300 KB on its own."""
-    bad = {7: {"ts": START_S + 1, "service": SUBJECT, "latency_ms": "fast", "status": 200},
-           300: {"service": SUBJECT, "latency_ms": 5.0, "status": 200},
-           600: {"ts": START_S + 2, "service": SUBJECT, "latency_ms": "9" * 300_000, "status": 200},
-           1000: {"ts": START_S + 3, "service": SUBJECT, "latency_ms": 3.0, "status": 99}}
-    reasons = {7: "wrong_type", 300: "missing_field", 600: "wrong_type", 1000: "out_of_range"}
+def _pack(bad: dict[int, dict], good_element) -> tuple[bytes, list[dict]]:
+    """A JSON array of at most MESSAGE_BYTES: `bad` at their indexes, `good_element(index)`
+    elsewhere, in time order (the watermark moves within a message, so a shuffled one has
+    late events). Returns the bytes and the good elements."""
     elements, good, size = [], [], 2
     while True:
         index = len(elements)
-        if index in bad:
-            element = bad[index]
-        else:
-            # In time order: the watermark moves within a message, so a shuffled one has late events.
-            element = {"ts": round(START_S + index * 0.05, 6), "service": SUBJECT,
-                       "latency_ms": round(rng.lognormvariate(4, 0.6), 3),
-                       "status": 503 if rng.random() < 0.1 else 200}
+        element = bad[index] if index in bad else good_element(index)
         encoded = orjson.dumps(element)
         if size + len(encoded) + 1 > MESSAGE_BYTES:
             break
@@ -76,7 +66,20 @@ def _near_limit_message(rng: random.Random) -> tuple[bytes, list[dict], dict[int
         if index not in bad:
             good.append(element)
     assert set(bad) <= set(range(len(elements)))
-    raw = orjson.dumps(elements)
+    return orjson.dumps(elements), good
+
+
+def _near_limit_message(rng: random.Random) -> tuple[bytes, list[dict], dict[int, str]]:
+    """A JSON array of ~MESSAGE_BYTES: good events of SUBJECT over three windows or more, and bad
+    elements among them (index -> reason), one of them ~300 KB on its own."""
+    bad = {7: {"ts": START_S + 1, "service": SUBJECT, "latency_ms": "fast", "status": 200},
+           300: {"service": SUBJECT, "latency_ms": 5.0, "status": 200},
+           600: {"ts": START_S + 2, "service": SUBJECT, "latency_ms": "9" * 300_000, "status": 200},
+           1000: {"ts": START_S + 3, "service": SUBJECT, "latency_ms": 3.0, "status": 99}}
+    reasons = {7: "wrong_type", 300: "missing_field", 600: "wrong_type", 1000: "out_of_range"}
+    raw, good = _pack(bad, lambda index: {
+        "ts": round(START_S + index * 0.05, 6), "service": SUBJECT,
+        "latency_ms": round(rng.lognormvariate(4, 0.6), 3), "status": 503 if rng.random() < 0.1 else 200})
     return raw, good, reasons
 
 
@@ -92,27 +95,19 @@ def _near_limit_rum(rng: random.Random) -> tuple[bytes, list[dict], dict[int, st
            800: {"ts": START_S + 3, "session_id": "s-bad", "type": "interactive", "cohort": COHORT,
                  "tti_ms": "1" * 200_000}}
     reasons = {5: "unknown_type", 400: "missing_field", 800: "wrong_type"}
-    elements, good, size = [], [], 2
-    while True:
-        index = len(elements)
-        element = bad.get(index)
-        if element is None:
-            kind = RUM_KINDS[index % len(RUM_KINDS)]
-            element = {"ts": round(START_S + index * 0.02, 6), "session_id": f"s{index // 10}",
-                       "view_id": f"v{index // 5}", "type": kind, "cohort": COHORT, "services": [SERVICE]}
-            if kind == "interactive":
-                element["tti_ms"] = round(rng.lognormvariate(7, 0.5), 3)
-            elif kind == "web_vital":
-                element.update(name="LCP", value=round(rng.lognormvariate(7.5, 0.4), 3))
-        encoded = orjson.dumps(element)
-        if size + len(encoded) + 1 > MESSAGE_BYTES:
-            break
-        elements.append(element)
-        size += len(encoded) + 1
-        if index not in bad:
-            good.append(element)
-    assert set(bad) <= set(range(len(elements)))
-    return orjson.dumps(elements), good, reasons
+
+    def good_element(index: int) -> dict:
+        kind = RUM_KINDS[index % len(RUM_KINDS)]
+        element = {"ts": round(START_S + index * 0.02, 6), "session_id": f"s{index // 10}",
+                   "view_id": f"v{index // 5}", "type": kind, "cohort": COHORT, "services": [SERVICE]}
+        if kind == "interactive":
+            element["tti_ms"] = round(rng.lognormvariate(7, 0.5), 3)
+        elif kind == "web_vital":
+            element.update(name="LCP", value=round(rng.lognormvariate(7.5, 0.4), 3))
+        return element
+
+    raw, good = _pack(bad, good_element)
+    return raw, good, reasons
 
 
 def _dead_letters(raw: bytes, settings: Settings, lens: str) -> list[tuple]:
