@@ -12,6 +12,7 @@ import logging
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import for_code
 
+from app.core import sizes
 from app.core.sizes import MAX_STATE_BYTES, size_problem, topic_limits
 from app.settings import Settings
 
@@ -78,7 +79,9 @@ def input_notes(settings: Settings, effective: dict[str, int | None]) -> list[st
     notes = []
     for topic in (settings.topic_requests, settings.topic_rum):
         limit = effective.get(topic)
-        if limit is not None and limit > settings.max_message_bytes:
+        # The limit counts the record batch around a value: the broker default (1048588) is
+        # no bigger than the default LENSBRIDGE_MAX_MESSAGE_BYTES (1048576) plus that.
+        if limit is not None and limit - sizes.BATCH_OVERHEAD_BYTES > settings.max_message_bytes:
             notes.append(f"input topic {topic!r} accepts messages of up to {limit} bytes; those above "
                          f"LENSBRIDGE_MAX_MESSAGE_BYTES={settings.max_message_bytes} are dead-lettered as "
                          f"oversize (raise LENSBRIDGE_MAX_MESSAGE_BYTES to fold them)")

@@ -63,10 +63,15 @@ async def partition_count(bootstrap: str, topic: str, timeout_s: float = 15.0, s
     await admin.start()
     try:
         deadline = time.monotonic() + timeout_s
+        described: dict = {}
         while True:
-            (described,) = await admin.describe_topics([topic])
-            if described["error_code"] == 0 and described["partitions"]:
-                return len(described["partitions"])
+            # Listed first: a metadata request naming a missing topic makes a broker with
+            # auto.create.topics.enable create it with default configs, before the worker
+            # could create it with its own (and the worker then refuses the too-small topic).
+            if topic in await admin.list_topics():
+                (described,) = await admin.describe_topics([topic])
+                if described["error_code"] == 0 and described["partitions"]:
+                    return len(described["partitions"])
             if time.monotonic() > deadline:
                 raise TimeoutError(f"topic {topic} not found: {described}")
             await asyncio.sleep(0.1)

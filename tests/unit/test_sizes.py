@@ -115,6 +115,9 @@ def test_input_topics_above_the_message_cap_get_a_note_not_an_error():
     notes = input_notes(settings, {settings.topic_requests: 2_000_000, settings.topic_rum: 1_000_000})
     assert len(notes) == 1 and settings.topic_requests in notes[0] and "LENSBRIDGE_MAX_MESSAGE_BYTES" in notes[0]
     assert size_problems(settings, {settings.topic_requests: 10}) == []
+    # The broker default (1048588) against the default cap (1048576): only batch overhead apart.
+    defaults = Settings()
+    assert input_notes(defaults, {defaults.topic_requests: 1_048_588, defaults.topic_rum: 1_048_588}) == []
 
 
 def test_refused_record_is_a_small_schema_valid_dead_letter():
