@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
+from app.core.fields import DEFAULT_MAX_LATENCY_MS, DEFAULT_MAX_SUBJECT_CHARS
 from app.core.sre import parse_error_statuses
 
 
@@ -189,9 +190,9 @@ class Settings:
     max_future_skew_s: float = 300.0
     max_message_bytes: int = 1_048_576
     # Longer service, cohort, session or view ids are dead-lettered `out_of_range`.
-    max_subject_chars: int = 256
+    max_subject_chars: int = DEFAULT_MAX_SUBJECT_CHARS
     # Larger latencies (and TTI, ms web vitals) are dead-lettered `out_of_range`: one hour.
-    max_latency_ms: float = 3_600_000.0
+    max_latency_ms: float = DEFAULT_MAX_LATENCY_MS
     error_statuses: str = "500-599"
     digest_compression: int = 500
     latency_quantiles: tuple[float, ...] = (0.5, 0.95, 0.99)

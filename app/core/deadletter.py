@@ -21,6 +21,7 @@ import orjson
 
 from app.core.decode import LATE, SINGLE, Rejected
 from app.core.timeparse import format_rfc3339
+from app.core.windows import window_start
 
 RAW_ENCODING = "base64"
 MAX_ERROR_CHARS = 2000
@@ -28,7 +29,8 @@ MAX_KEY_BYTES = 1024
 # Everything of a dead-letter Kafka record but raw's base64 stays under this: the fields
 # (topic names <= 249 chars), the error (<= 2000 chars, <= 6 bytes each when JSON-escaped),
 # a summary (<= 100 index ranges), the key twice (Kafka key and `key`) and the record overhead.
-ENVELOPE_BYTES = 32 * 1024
+# app/core/sizes.py sizes the dead-letter topic from `record_limit_bytes`, so the two agree.
+ENVELOPE_BYTES = 64 * 1024
 # The record limit assumed when none is given: under the broker default of 1048588, so it
 # holds on a dead-letter topic created with no size configuration.
 DLQ_MAX_RECORD_BYTES = 1_000_000
@@ -43,7 +45,7 @@ def late_rejection(events: list, raw: bytes, partition: int, watermark_s: float,
     many events), so the error names the window span and the other elements were counted.
     """
     first = min(events, key=lambda e: e.ts_s)
-    start = int(first.ts_s // window_s * window_s)
+    start = window_start(first.ts_s, window_s)
     fix = "raise LENSBRIDGE_GRACE_SECONDS to accept later events"
     if len(events) == 1:
         error = (f"event at ts={first.ts_s} belongs to window [{start}, {start + window_s}) which already "

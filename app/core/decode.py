@@ -20,7 +20,7 @@ from typing import NamedTuple
 import orjson
 
 from app.core.events import RequestEvent, RumEvent
-from app.core.fields import (LATENCY_CAP, MAX_ERROR_CHARS, Invalid, check_optional_str, expect,
+from app.core.fields import (DEFAULT_MAX_LATENCY_MS, DEFAULT_MAX_SUBJECT_CHARS, LATENCY_CAP, MAX_ERROR_CHARS, Invalid, check_optional_str, expect,
                              number, require, subject, timestamp)
 from app.core.reasons import (BAD_TIMESTAMP, EMPTY, FUTURE_TIMESTAMP, LATE, MISSING_FIELD,
                               NOT_JSON, NOT_OBJECT, NOT_UTF8, OUT_OF_RANGE, OVERSIZE,
@@ -67,8 +67,8 @@ class Rejected(NamedTuple):
 class DecodeLimits(NamedTuple):
     max_message_bytes: int = 1_048_576
     max_future_skew_s: float = 300.0
-    max_subject_chars: int = 256  # service, cohort, session and view ids (LENSBRIDGE_MAX_SUBJECT_CHARS)
-    max_latency_ms: float = 3_600_000.0  # latency_ms, tti_ms, ms web vitals (LENSBRIDGE_MAX_LATENCY_MS)
+    max_subject_chars: int = DEFAULT_MAX_SUBJECT_CHARS  # service, cohort, session and view ids
+    max_latency_ms: float = DEFAULT_MAX_LATENCY_MS  # latency_ms, tti_ms, ms web vitals
 
 
 _REQUEST_OPTIONAL = ("route", "method", "trace_id", "session_id", "region")

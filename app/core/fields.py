@@ -11,6 +11,9 @@ from app.core.timeparse import TimestampTypeError, format_rfc3339, parse_ts, sho
 MAX_ERROR_CHARS = 400  # every error text is at most this long
 SUBJECT_CAP = "LENSBRIDGE_MAX_SUBJECT_CHARS"
 LATENCY_CAP = "LENSBRIDGE_MAX_LATENCY_MS"
+# Their defaults (Settings, DecodeLimits and the record-size bounds in sizes.py share them).
+DEFAULT_MAX_SUBJECT_CHARS = 256
+DEFAULT_MAX_LATENCY_MS = 3_600_000.0  # one hour
 
 
 class Invalid(Exception):

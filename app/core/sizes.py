@@ -5,9 +5,9 @@ Every bound is by construction, from the settings, so the topics can be sized fo
 
 - Dead letters carry the rejected bytes as base64 (4/3 of the raw size). The decoder
   dead-letters messages above LENSBRIDGE_MAX_MESSAGE_BYTES as oversize, and
-  app/core/deadletter.py truncates `raw` to that size, so a dead letter is at most
-  base64(max_message_bytes) + `DLQ_ENVELOPE_BYTES` for the other fields (error text,
-  key, topic names, timestamps; keys up to a few KiB).
+  app/core/deadletter.py builds each record under its topic's limit, cutting `raw` only
+  beyond `record_limit_bytes(max_message_bytes)`: base64(max_message_bytes) plus its
+  envelope for the other fields (error text, key, topic names, timestamps).
 - Table values (the changelog topics) are below `MAX_STATE_BYTES`: the producer
   refuses larger ones (a state failure: the worker exits), so the state layout keeps
   every value far below it (one key per window-subject slot or per subject).
@@ -28,16 +28,17 @@ from __future__ import annotations
 
 import hashlib
 
+from app.core.deadletter import record_limit_bytes
 from app.core.decode import RECORD_TOO_LARGE, Rejected
+from app.core.fields import DEFAULT_MAX_SUBJECT_CHARS
 
 KIB = 1024
 MIB = 1024 * KIB
 MAX_STATE_BYTES = 16 * MIB  # the largest table value the worker writes (producer limit for state)
 PRODUCER_BATCH_BYTES = 1 * MIB  # what aiokafka packs into one record batch per partition
 BATCH_OVERHEAD_BYTES = 1 * KIB  # record batch and record headers around one record (~80 bytes)
-DLQ_ENVELOPE_BYTES = 64 * KIB  # a dead letter's fields other than `raw`
 REFUSED_PREFIX_BYTES = 1 * KIB  # of a refused record, kept in its dead letter
-MAX_SUBJECT_CHARS = 256  # longer service and cohort names are dead letters (out_of_range)
+MAX_SUBJECT_CHARS = DEFAULT_MAX_SUBJECT_CHARS  # longer service and cohort names are dead letters
 JSON_BYTES_PER_CHAR = 6  # worst case: a control character is written as \u00XX
 DIGEST_BYTES_PER_CENTROID = 16  # fastdigest's binary form: mean and weight as f64
 DIGEST_HEADER_BYTES = 128  # measured 80-82
@@ -51,8 +52,9 @@ def base64_bytes(n: int) -> int:
 
 
 def dead_letter_bytes(max_message_bytes: int) -> int:
-    """The largest dead-letter record (value) for LENSBRIDGE_MAX_MESSAGE_BYTES."""
-    return base64_bytes(max_message_bytes) + DLQ_ENVELOPE_BYTES
+    """The largest dead-letter record for LENSBRIDGE_MAX_MESSAGE_BYTES: the bound the record
+    itself is built to (app/core/deadletter.py), so no accepted-size message's raw is cut."""
+    return record_limit_bytes(max_message_bytes)
 
 
 def topic_limit(record_bytes: int) -> int:
