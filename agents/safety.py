@@ -14,11 +14,11 @@ producer repeating one poison message cannot flood the log; the counter
 from __future__ import annotations
 
 import logging
-import traceback
 from typing import Any, Callable
 
 from app.core.decode import PROCESSING_ERROR, Rejected
 from app.core.partition import FoldOutcome, PartitionState, partition_prefix
+from app.core.render import raised_at
 
 log = logging.getLogger("lensbridge.safety")
 
@@ -27,18 +27,9 @@ MAX_DETAIL_CHARS = 300  # of the exception's own text, in the dead letter's erro
 _logged: set[tuple[str, str]] = set()
 
 
-def location(exc: BaseException) -> str:
-    """`file.py:line in function` of the innermost frame that raised `exc`."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    if not frames:
-        return "unknown location"
-    frame = frames[-1]
-    return f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno} in {frame.name}"
-
-
 def log_once(exc: BaseException, stage: str) -> None:
     """Log `exc` with its traceback the first time its type is raised at its location."""
-    cause = (type(exc).__name__, location(exc))
+    cause = (type(exc).__name__, raised_at(exc))
     if cause in _logged:
         return
     if len(_logged) < MAX_LOGGED_CAUSES:
@@ -63,7 +54,7 @@ def _detail(exc: BaseException) -> str:
 def processing_error(exc: BaseException, stage: str, raw: bytes | None) -> Rejected:
     """The dead letter of a message whose `stage` (e.g. "sre lens decode") raised `exc`."""
     log_once(exc, stage)
-    error = (f"{type(exc).__name__} during {stage} at {location(exc)}: {_detail(exc)}; lensbridge could "
+    error = (f"{type(exc).__name__} during {stage} at {raised_at(exc)}: {_detail(exc)}; lensbridge could "
              f"not process this message (a bug: report it with this dead letter); the stream went on")
     return Rejected(PROCESSING_ERROR, error, raw if raw is not None else b"")
 

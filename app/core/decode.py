@@ -27,6 +27,7 @@ from app.core.reasons import (BAD_TIMESTAMP, EMPTY, FUTURE_TIMESTAMP, LATE, MISS
                               PROCESSING_ERROR, REASONS, RECORD_TOO_LARGE, UNKNOWN_TYPE, WRONG_TYPE)
 from app.core.framing import sized
 from app.core.rum_event import MAX_CLS, rum_event
+from app.core.render import raised_at
 from app.core.timeparse import parse_ts, show_value
 from app.core.vendors import to_native_rum
 
@@ -132,15 +133,11 @@ def decode_rum(
 
 def _bug(exc: Exception) -> str:
     """The error text of an unexpected exception: its type, where it was raised, its message."""
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    where = f" at {tb.tb_frame.f_code.co_filename.rsplit('/', 1)[-1]}:{tb.tb_lineno}" if tb else ""
     try:
         message = show_value(str(exc))
     except Exception:  # noqa: BLE001 - str() of an exception is arbitrary code
         message = "(no message)"
-    text = f"unexpected {type(exc).__name__}{where} while decoding: {message}"
+    text = f"unexpected {type(exc).__name__} at {raised_at(exc)} while decoding: {message}"
     return text[:MAX_ERROR_CHARS]
 
 

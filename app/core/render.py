@@ -9,6 +9,7 @@ level writes at least one character), far inside Python's recursion limit.
 import json
 import math
 import reprlib
+import traceback
 
 import orjson
 
@@ -85,3 +86,13 @@ def _string(text: str) -> str:
         return orjson.dumps(text).decode()
     except TypeError:  # a lone surrogate (never from orjson input): escape it instead
         return json.dumps(text)
+
+
+def raised_at(exc: BaseException) -> str:
+    """`file.py:line in function` of the innermost frame that raised `exc` (for error texts
+    of unexpected exceptions: the decoder's guard and the agents' safety net)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return "unknown location"
+    frame = frames[-1]
+    return f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno} in {frame.name}"
