@@ -108,7 +108,8 @@ class JoinerRunner:
                     partial["partition"]] = partial
         self.corr_table = CorrelatorTable()
         self.correlator = self.corr_table.restore(corr_values, detection_config(self.settings))
-        self.burns = BurnStep(self.slos, self.settings.window_s, burn_state) if self.slos else None
+        self.burns = BurnStep(self.slos, self.settings.window_s, burn_state,
+                              self.settings.cx_rolling_windows) if self.slos else None
         # Partials of windows already released are leftovers of a crash during their deletion.
         for key in [k for k in merger.pending
                     if k[2] + merger.window_s <= merger.released_until.get(k[0], float("-inf"))]:
@@ -246,7 +247,8 @@ class JoinerRunner:
                           window.subject, exc)
             if self.burns and window.lens == "sre":
                 self.burns.on_sre_window(merged)
-        for alert in self._decide() + self._burn_alerts():
+        decided = self._decide()
+        for alert in decided + self._burn_alerts(self.correlator.take_active_history()):
             sends.append(self.outbox.alert(alert["alert_id"], alert))
             self.metrics.alerts.labels(alert["kind"], alert["status"]).inc()
         # Alerts first, state after: a crash in between re-sends identical alerts (same ids),
@@ -264,11 +266,11 @@ class JoinerRunner:
             state[f"rel|{lens}"] = orjson.dumps(until)
         await self.store.write_and_wait(SUMMARIES_PARTITION, {**state, **writes})
 
-    def _burn_alerts(self) -> list[dict]:
+    def _burn_alerts(self, history: list[tuple[float, list]]) -> list[dict]:
         if not self.burns:
             return []
         self.burns.on_complete(self.merger.complete_until("sre"))
-        alerts = self.burns.release(self.correlator.decided_until, self.rolling, self.correlator.active_alerts())
+        alerts = self.burns.release(self.correlator.decided_until, history)
         self.metrics.observe_slo(self.burns.engine.gauges())
         return alerts
 
@@ -293,6 +295,8 @@ class JoinerRunner:
         else:
             self.metrics.observe_cx_window(merged, TTI_QUANTILES)
             self._roll_cx(merged)
+            if self.burns:
+                self.burns.on_cx_window(merged)
         return merged
 
     def _roll_cx(self, merged: dict) -> None:

@@ -336,6 +336,8 @@ class Correlator:
                            for lens in LENSES}
         self._incidents = IncidentBook(cfg, state.get("incidents"))
         self._changed: set[tuple[str, str]] = set()  # (lens, subject) since take_changed()
+        # Not state: the firing incidents as each window was decided, since take_active_history().
+        self._history: list[tuple[float, list]] = [(float("-inf"), self.active_alerts())]
 
     @classmethod
     def from_state(cls, state: dict, cfg: DetectionConfig | None = None) -> "Correlator":
@@ -424,6 +426,14 @@ class Correlator:
         """(alert_id, kind, lens, subject) of every firing incident."""
         return self._incidents.active()
 
+    def take_active_history(self) -> list[tuple[float, list]]:
+        """(window start, `active_alerts()` once that window was decided) for every window
+        decided since the last call, after (-inf, what was firing before them). One call may
+        decide many windows (a lens catching up): this says what was firing at each. The
+        caller takes it after every completeness update, so it stays as short as one update."""
+        history, self._history = self._history, [(float("-inf"), self.active_alerts())]
+        return history
+
     # ---- scheduling --------------------------------------------------------------------
     def _effective_complete(self, lens: str) -> float | None:
         known = [t for t in self._complete.values() if t is not None]
@@ -480,6 +490,7 @@ class Correlator:
                 break
             w = min(busy)
             alerts += self._decide(w)
+            self._history.append((w, self.active_alerts()))
             w += step
         self._next_decide = w
         self._prune(w)

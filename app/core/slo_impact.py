@@ -26,8 +26,9 @@ def dependency_shares(recent_cx: Mapping[str, Sequence[dict]], service: str) -> 
 
 def cx_check(service: str, recent_cx: Mapping[str, Sequence[dict]],
              active: Iterable[tuple[str, str, str, str]]) -> tuple[dict, list[str]]:
-    """(impact, related alert ids) for `attach_impact`; `active` is the correlator's
-    (alert_id, kind, lens, subject) of firing incidents."""
+    """(impact, related alert ids) for `attach_impact`: `recent_cx` is each cohort's last
+    windows up to the burn's, `active` the correlator's (alert_id, kind, lens, subject) of
+    incidents firing once the burn's window was decided."""
     dependents = dependency_shares(recent_cx, service)
     open_cx = {subject: alert_id for alert_id, _, lens, subject in active if lens == "cx"}
     sessions_now = {c: (ws[-1].get("sessions", 0) if ws else 0) for c, ws in recent_cx.items()}
