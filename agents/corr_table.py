@@ -1,6 +1,6 @@
 """The correlator's state in the joiner's table: one key per (lens, subject) and a global key.
 
-Keys and the crash-safe value format are app/core/corr_state.py's. This adapter remembers
+Keys and the crash-safe value format are app/core/detect/corr_state.py's. This adapter remembers
 what the table holds (the last complete write's number, each subject's part as written, the
 subjects evicted by the last write) so that a write covers only what changed. Before, the
 state was one value under "corr", which grew past the state limit at a few thousand
@@ -12,9 +12,9 @@ import logging
 
 import orjson
 
-from app.core import corr_state
-from app.core.correlate import Correlator
-from app.core.dips import DetectionConfig
+from app.core.detect import corr_state
+from app.core.detect.correlate import Correlator
+from app.core.detect.dips import DetectionConfig
 
 log = logging.getLogger("lensbridge.joiner")
 

@@ -19,20 +19,22 @@ from typing import Any, Callable
 
 import orjson
 
-from app.core import corr_state, cx
-from app.core.correlate import Correlator
-from app.core.dips import DetectionConfig
-from app.core.decode import NOT_JSON, Rejected
-from app.core.merger import Released, WindowMerger, record_problem
-from app.core.offsets import Action, OffsetGuard
-from app.health import Progress
+from app.core.detect import corr_state
+
+from app.core.lenses import cx
+from app.core.detect.correlate import Correlator
+from app.config import detection_config
+from app.core.slo.burn_step import BurnStep
+from app.core.ingest.decode import NOT_JSON, Rejected
+from app.core.windows.merger import Released, WindowMerger, record_problem
+from app.core.windows.offsets import Action, OffsetGuard
+from app.observe.health import Progress
 from app.lenses import Lens
-from app.metrics import Metrics
-from app.outbox import SUMMARIES_PARTITION, Outbox
+from app.observe.metrics import Metrics
+from app.faust.outbox import SUMMARIES_PARTITION, Outbox
 from app.settings import Settings
-from app.store import TableStore, wait_all
+from app.faust.store import TableStore, wait_all
 from agents import safety
-from agents.burns import BurnStep
 from agents.corr_table import LEGACY_CORRELATOR, CorrelatorTable
 from agents.lens import Commit, Seek
 
@@ -44,13 +46,6 @@ NEXT_OFFSET = "next"  # table key: the next summaries offset the joiner needs
 BURNS = "slo"  # table key: SLO burn state and burn alerts waiting for their CX check
 TTI_QUANTILES = (0.5, 0.75, 0.95)
 MAX_UNACKED_RECORDS = 256  # records whose table writes may be in flight at once
-
-
-def detection_config(settings: Settings) -> DetectionConfig:
-    return DetectionConfig(window_s=settings.window_s, baseline_windows=settings.baseline_windows,
-                           min_baseline_windows=settings.min_baseline_windows,
-                           correlation_lag_windows=settings.correlation_lag_windows,
-                           resolve_windows=settings.resolve_windows)
 
 
 def _partial_key(record: dict) -> str:
@@ -110,6 +105,8 @@ class JoinerRunner:
         self.correlator = self.corr_table.restore(corr_values, detection_config(self.settings))
         self.burns = BurnStep(self.slos, self.settings.window_s, burn_state,
                               self.settings.cx_rolling_windows) if self.slos else None
+        if self.burns and self.burns.reset_reason:
+            log.warning("SLO state not reusable (%s); starting fresh", self.burns.reset_reason)
         # Partials of windows already released are leftovers of a crash during their deletion.
         for key in [k for k in merger.pending
                     if k[2] + merger.window_s <= merger.released_until.get(k[0], float("-inf"))]:
@@ -246,7 +243,9 @@ class JoinerRunner:
                 log.error("correlator rejected %s window %s of %s: %s", window.lens, window.window_start,
                           window.subject, exc)
             if self.burns and window.lens == "sre":
-                self.burns.on_sre_window(merged)
+                problem = self.burns.on_sre_window(merged)
+                if problem:
+                    log.error("%s", problem)
         decided = self._decide()
         for alert in decided + self._burn_alerts(self.correlator.take_active_history()):
             sends.append(self.outbox.alert(alert["alert_id"], alert))

@@ -21,17 +21,18 @@ import asyncio
 import logging
 from typing import Any, Awaitable, Callable
 
-from app.core.decode import Rejected
-from app.core.deadletter import late_rejection
-from app.core.offsets import Action, OffsetGuard
-from app.core.partition import PartitionState, partition_prefix
-from app.core.windows import idle_targets, window_start
-from app.health import Progress
-from app.lenses import Lens, window_spec
-from app.metrics import Metrics
-from app.outbox import Outbox
+from app.core.ingest.decode import Rejected
+from app.core.ingest.deadletter import late_rejection
+from app.core.windows.offsets import Action, OffsetGuard
+from app.core.windows.partition import PartitionState, partition_prefix
+from app.core.windows.windows import idle_targets, window_start
+from app.observe.health import Progress
+from app.config import window_spec
+from app.lenses import Lens
+from app.observe.metrics import Metrics
+from app.faust.outbox import Outbox
 from app.settings import Settings
-from app.store import TableStore, wait_all
+from app.faust.store import TableStore, wait_all
 from agents import safety
 
 log = logging.getLogger("lensbridge.lens")

@@ -16,9 +16,9 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable
 
-from app.core.decode import PROCESSING_ERROR, Rejected
-from app.core.partition import FoldOutcome, PartitionState, partition_prefix
-from app.core.render import raised_at
+from app.core.ingest.decode import PROCESSING_ERROR, Rejected
+from app.core.windows.partition import FoldOutcome, PartitionState, partition_prefix
+from app.core.ingest.render import raised_at
 
 log = logging.getLogger("lensbridge.safety")
 

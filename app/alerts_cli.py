@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 
 import orjson
 
-from app.kafka_client import client_options, explain_failure
+from app.kafka.client import client_options, explain_failure
 from app.settings import Settings, SettingsError
 
 _COLOURS = {"critical": "\033[1;31m", "warning": "\033[33m", "info": "\033[36m", "resolved": "\033[32m"}

@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
 def _replay(args: argparse.Namespace, settings: Settings) -> int:
     from aiokafka.errors import KafkaConnectionError
 
-    from app.kafka_client import explain_failure, security_options
+    from app.kafka.client import explain_failure, security_options
     from app.replay import replay
 
     if not args.requests and not args.rum:

@@ -8,10 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from app.core import cx, sre
-from app.core.decode import DecodeLimits, Rejected, decode_requests, decode_rum
-from app.core.partition import LensSpec
-from app.core.windows import WindowSpec
+from app.core.lenses import cx, sre
+from app.config import decode_limits
+from app.core.ingest.decode import Rejected, decode_requests, decode_rum
+from app.core.windows.partition import LensSpec
 from app.settings import Settings
 
 Decoder = Callable[[bytes | None, float], tuple[list, list[Rejected]]]
@@ -26,15 +26,6 @@ class Lens:
     merge: Callable[[list[dict]], dict]
 
 
-def window_spec(settings: Settings) -> WindowSpec:
-    return WindowSpec(settings.window_s, settings.grace_s, settings.idle_s, settings.max_open_windows)
-
-
-def _limits(settings: Settings) -> DecodeLimits:
-    return DecodeLimits(settings.max_message_bytes, settings.max_future_skew_s,
-                        settings.max_subject_chars, settings.max_latency_ms)
-
-
 # Merging k partition digests into one of the same size loses tail resolution (p99 off by
 # more than 1% at a few thousand values per window, measured); the merged digest keeps more.
 MERGE_RESOLUTION = 4
@@ -44,7 +35,7 @@ def sre_lens(settings: Settings) -> Lens:
     is_error = sre.parse_error_statuses(settings.error_statuses)
     slice_s, compression = settings.availability_slice_s, settings.digest_compression
 
-    limits = _limits(settings)
+    limits = decode_limits(settings)
     return Lens(
         name="sre",
         topic=settings.topic_requests,
@@ -59,7 +50,7 @@ def sre_lens(settings: Settings) -> Lens:
 
 def cx_lens(settings: Settings) -> Lens:
     compression = settings.digest_compression
-    limits, cohort_keys = _limits(settings), settings.cohort_keys
+    limits, cohort_keys = decode_limits(settings), settings.cohort_keys
     return Lens(
         name="cx",
         topic=settings.topic_rum,

@@ -23,7 +23,7 @@ from typing import Callable, Iterable, Iterator, NamedTuple, TextIO
 
 import orjson
 
-from app.core.timeparse import parse_ts
+from app.core.ingest.timeparse import parse_ts
 
 REQUESTS, RUM = "requests", "rum"
 KEY_FIELDS = {REQUESTS: "service", RUM: "cohort"}
@@ -213,7 +213,7 @@ async def replay(bootstrap: str, requests_path: str | None, rum_path: str | None
                  requests_topic: str, rum_topic: str, rate_per_s: float | None,
                  out: TextIO = sys.stderr, security: dict | None = None) -> ReplayTotals:
     """Publishes the files; returns once the broker acknowledged every message (acks=all).
-    `security`: aiokafka's security options (app.kafka_client.security_options)."""
+    `security`: aiokafka's security options (app.kafka.client.security_options)."""
     from aiokafka import AIOKafkaProducer
 
     paths = {s: p for s, p in ((REQUESTS, requests_path), (RUM, rum_path)) if p}

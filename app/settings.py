@@ -10,8 +10,8 @@ import os
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
-from app.core.fields import DEFAULT_MAX_LATENCY_MS, DEFAULT_MAX_SUBJECT_CHARS
-from app.core.sre import parse_error_statuses
+from app.core.ingest.fields import DEFAULT_MAX_LATENCY_MS, DEFAULT_MAX_SUBJECT_CHARS
+from app.core.lenses.sre import parse_error_statuses
 
 
 class SettingsError(ValueError):

@@ -7,13 +7,13 @@ import sys
 
 from prometheus_client import CollectorRegistry
 
-from agents.burns import load_slo_file
-from app.core.slo import SloConfigError
-from app.kafka_client import explain_failure
-from app.health import Progress
-from app.metrics import Metrics, serve
+from app.config import load_slo_file
+from app.core.slo.engine import SloConfigError
+from app.kafka.client import explain_failure
+from app.observe.health import Progress
+from app.observe.metrics import Metrics, serve
 from app.settings import Settings
-from app.topics import TopicLayoutError, ensure_topics, with_replication_factor
+from app.kafka.topics import TopicLayoutError, ensure_topics, with_replication_factor
 
 log = logging.getLogger("lensbridge.worker")
 
@@ -21,7 +21,7 @@ log = logging.getLogger("lensbridge.worker")
 def run_worker(settings: Settings) -> int:
     import faust  # heavy import, only for the worker
 
-    from app.faust_app import build_app
+    from app.faust.app import build_app
 
     try:
         slos = load_slo_file(settings.slo_file, settings.window_s)

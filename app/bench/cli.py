@@ -205,10 +205,10 @@ def bench_command(args: argparse.Namespace, settings) -> int:
     import orjson
 
     from app.bench import kafka_admin
-    from app.kafka_client import client_options, explain_failure
+    from app.kafka.client import client_options, explain_failure
 
     cfg = _config(args)
-    kafka = client_options(settings)  # every bench client connects like the worker (app/kafka_client.py)
+    kafka = client_options(settings)  # every bench client connects like the worker (app/kafka/client.py)
     bootstrap = settings.bootstrap_servers
     started = time.time()
     stamp = dt.datetime.fromtimestamp(started, dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")

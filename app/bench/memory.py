@@ -32,7 +32,7 @@ BATCH = 10_000
 
 
 def _sre_events(services: int, windows: int, per_slot: int, rng: random.Random):
-    from app.core.events import RequestEvent
+    from app.core.ingest.events import RequestEvent
 
     names = [f"svc-{i:05d}" for i in range(services)]
     batch = []
@@ -52,7 +52,7 @@ def _sre_events(services: int, windows: int, per_slot: int, rng: random.Random):
 
 
 def _cx_events(cohorts: int, windows: int, sessions: int, rng: random.Random):
-    from app.core.events import RumEvent
+    from app.core.ingest.events import RumEvent
 
     batch = []
     for w in range(windows):
@@ -79,10 +79,11 @@ def _cx_events(cohorts: int, windows: int, sessions: int, rng: random.Random):
 
 
 def _build(lens_name: str, subjects: int, windows: int, per_slot: int, measure) -> dict:
-    from app.core.digest import digest_from_any
-    from app.core.partition import PartitionState
-    from app.core.windows import PartitionWatermark
-    from app.lenses import lenses, window_spec
+    from app.core.lenses.digest import digest_from_any
+    from app.core.windows.partition import PartitionState
+    from app.core.windows.windows import PartitionWatermark
+    from app.config import window_spec
+    from app.lenses import lenses
     from app.settings import Settings
 
     settings = Settings.from_env({})
@@ -145,7 +146,7 @@ def digest_accuracy(compressions=(100, 200, 500), values_n: int = 100_000, parti
     from fastdigest import TDigest
     from tdigest import TDigest as PyTDigest
 
-    from app.core.digest import digest_to_wire, merge_wire
+    from app.core.lenses.digest import digest_to_wire, merge_wire
     from app.lenses import MERGE_RESOLUTION
 
     rng = random.Random(seed)

@@ -24,7 +24,7 @@ from app.bench import kafka_admin
 from app.bench.latency import _publish
 from app.bench.procs import Worker, rss_bytes, worker_env, worker_topics
 from app.bench.stats import percentile
-from app.kafka_client import client_options
+from app.kafka.client import client_options
 from app.settings import Settings
 from app.simulate import aligned_start, load_scenario
 

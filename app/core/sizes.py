@@ -5,7 +5,7 @@ Every bound is by construction, from the settings, so the topics can be sized fo
 
 - Dead letters carry the rejected bytes as base64 (4/3 of the raw size). The decoder
   dead-letters messages above LENSBRIDGE_MAX_MESSAGE_BYTES as oversize, and
-  app/core/deadletter.py builds each record under its topic's limit, cutting `raw` only
+  app/core/ingest/deadletter.py builds each record under its topic's limit, cutting `raw` only
   beyond `record_limit_bytes(max_message_bytes)`: base64(max_message_bytes) plus its
   envelope for the other fields (error text, key, topic names, timestamps).
 - Table values (the changelog topics) are below `MAX_STATE_BYTES`: the producer
@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import hashlib
 
-from app.core.deadletter import record_limit_bytes
-from app.core.decode import RECORD_TOO_LARGE, Rejected
-from app.core.fields import DEFAULT_MAX_SUBJECT_CHARS
+from app.core.ingest.deadletter import record_limit_bytes
+from app.core.ingest.decode import RECORD_TOO_LARGE, Rejected
+from app.core.ingest.fields import DEFAULT_MAX_SUBJECT_CHARS
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -53,7 +53,7 @@ def base64_bytes(n: int) -> int:
 
 def dead_letter_bytes(max_message_bytes: int) -> int:
     """The largest dead-letter record for LENSBRIDGE_MAX_MESSAGE_BYTES: the bound the record
-    itself is built to (app/core/deadletter.py), so no accepted-size message's raw is cut."""
+    itself is built to (app/core/ingest/deadletter.py), so no accepted-size message's raw is cut."""
     return record_limit_bytes(max_message_bytes)
 
 

@@ -8,7 +8,7 @@ import time
 
 import orjson
 
-from app.kafka_client import client_options
+from app.kafka.client import client_options
 from app.settings import Settings
 from app.simulate import ScenarioError, live, load_scenario, write_files
 

@@ -18,7 +18,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Iterator
 
-from app.core.events import FRUSTRATION_TYPES
+from app.core.ingest.events import FRUSTRATION_TYPES
 from app.simulate.scenario import CX_KINDS, SRE_KINDS, Cohort, Incident, Scenario
 
 # How often each frustration signal shows up when nothing is broken.

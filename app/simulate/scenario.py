@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from app.core.events import FRUSTRATION_TYPES
+from app.core.ingest.events import FRUSTRATION_TYPES
 
 SRE_KINDS = ("latency", "errors")
 CX_KINDS = ("frustration", "abandonment")

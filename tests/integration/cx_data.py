@@ -1,7 +1,7 @@
 """RUM files with known per-window truths for the CX lens, and the comparison of merged windows.
 
 The truth is computed here from the events as written (rounded timestamps), with no code
-from app/core/cx.py, following the definitions of the issue and of cx.py's docstring:
+from app/core/lenses/cx.py, following the definitions of the issue and of cx.py's docstring:
 
 - sessions / frustrated sessions: distinct session ids per (cohort, window);
 - a view is `view_id`, else the session (one view per session);

@@ -58,7 +58,7 @@ async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str], partit
 
 async def partition_count(bootstrap: str, topic: str, timeout_s: float = 15.0, security: dict | None = None) -> int:
     """Number of partitions of `topic`, waiting for it to exist (auto-created topics lag).
-    `security`: aiokafka security options for a secured broker (app.kafka_client.security_options)."""
+    `security`: aiokafka security options for a secured broker (app.kafka.client.security_options)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **(security or {}))
     await admin.start()
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from app.core.deadletter import raw_bytes
+from app.core.ingest.deadletter import raw_bytes
 from cx_data import COHORTS, START_S, compare, edge_cases, kafka_partition, merged_cx_windows, truths, write_rum
 from worker_proc import WorkerProcess, kill_twice, lens_env, progress, replay
 

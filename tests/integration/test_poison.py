@@ -9,7 +9,7 @@ from collections import Counter
 
 import orjson
 
-from app.core.deadletter import raw_bytes
+from app.core.ingest.deadletter import raw_bytes
 from poison_data import COHORTS, SERVICES, Poison, page_view, poisons, request
 from sre_data import merged_sre_windows
 from cx_data import merged_cx_windows

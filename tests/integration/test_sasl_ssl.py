@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 import kafka_helpers
-from app.kafka_client import security_options
+from app.kafka.client import security_options
 from app.settings import Settings
 from worker_proc import ROOT, WorkerProcess, lens_env, replay
 

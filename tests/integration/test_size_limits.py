@@ -18,7 +18,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from app.core.sizes import MAX_SUBJECT_CHARS
 from app.lenses import lenses
 from app.settings import Settings
-from app.topic_sizes import describe_limits, record_limits
+from app.kafka.topic_sizes import describe_limits, record_limits
 import cx_data
 from sre_data import START_S, compare, merged_sre_windows, truths
 from worker_proc import WorkerProcess, lens_env

@@ -47,7 +47,7 @@ def test_every_merged_window_matches_the_input(kafka_bootstrap, admin, unique, t
 def _digest_on_the_wire_loads_in_tdigest(admin, windows_topic: str) -> None:
     # Merged windows are what leaves lensbridge: their digests are in the tdigest dict format
     # (partials between lens and joiner carry fastdigest's binary form).
-    from app.core.digest import digest_from_wire
+    from app.core.lenses.digest import digest_from_wire
 
     windows = [orjson.loads(r.value) for r in admin.consume_all(windows_topic, quiet_s=0.2)]
     window = max((w for w in windows if w.get("lens") == "sre"), key=lambda w: w["requests"])

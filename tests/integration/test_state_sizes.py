@@ -15,8 +15,8 @@ import time
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from app.core.idset import MAX_SLOT_IDS
-from app.faust_app import MAX_STATE_BYTES
+from app.core.lenses.idset import MAX_SLOT_IDS
+from app.faust.app import MAX_STATE_BYTES
 from cx_data import START_S, merged_cx_windows
 from kafka_helpers import partition_count
 from sre_data import merged_sre_windows

@@ -16,7 +16,7 @@ import orjson
 from aiokafka.admin import AIOKafkaAdminClient
 
 from app.settings import Settings
-from app.topics import with_replication_factor
+from app.kafka.topics import with_replication_factor
 from sre_data import merged_sre_windows
 from worker_proc import ROOT, WorkerProcess, lens_env
 

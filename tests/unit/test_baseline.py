@@ -3,9 +3,9 @@ import numpy as np
 import orjson
 import pytest
 
-from app.core import stats
-from app.core.baseline import Baselines, LensDetector
-from app.core.dips import DetectionConfig, window_record
+from app.core.detect import stats
+from app.core.detect.baseline import Baselines, LensDetector
+from app.core.detect.dips import DetectionConfig, window_record
 
 W = 60
 VALUES = [200.0, 206.0, 196.0, 202.0, 194.0, 204.0, 198.0, 208.0, 192.0, 200.0]

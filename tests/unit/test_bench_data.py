@@ -2,7 +2,7 @@
 import orjson
 
 from app.bench.data import frame_batches
-from app.core.decode import DecodeLimits, decode_requests
+from app.core.ingest.decode import DecodeLimits, decode_requests
 
 EVENTS = [{"ts": 1_700_000_000 + i, "service": "checkout", "latency_ms": 10.0 + i, "status": 200}
           for i in range(250)]

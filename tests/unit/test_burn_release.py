@@ -1,8 +1,8 @@
 """The joiner's SLO step releases a burn alert with the CX check of its own window, however
 many windows one completeness update decides (a lens catching up decides dozens at once)."""
-from agents.burns import BurnStep, active_at
-from app.core.correlate import Correlator
-from app.core.slo_spec import PAGE, BurnWindow, Slo
+from app.core.slo.burn_step import BurnStep, active_at
+from app.core.detect.correlate import Correlator
+from app.core.slo.spec import PAGE, BurnWindow, Slo
 from test_correlate import W, script, ws
 
 FAST = BurnWindow(PAGE, 3600, 300, 14.4, True)

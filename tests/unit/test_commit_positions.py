@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 from faust.types import TP
 
-from app.faust_app import _commit_positions, settle_on_shutdown
+from app.faust.app import _commit_positions, settle_on_shutdown
 
 
 class FakeConsumer:

@@ -2,9 +2,9 @@
 import orjson
 import pytest
 
-from app.core import corr_state
-from app.core.correlate import Correlator
-from app.core.dips import DetectionConfig
+from app.core.detect import corr_state
+from app.core.detect.correlate import Correlator
+from app.core.detect.dips import DetectionConfig
 from test_correlate import GAP, MIXED, SERVICES, W, dumps, script, ws
 
 

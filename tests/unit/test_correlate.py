@@ -13,10 +13,10 @@ import orjson
 import pytest
 from jsonschema import Draft202012Validator
 
-from app.core.correlate import Correlator
-from app.core.dips import DetectionConfig
-from app.core.incidents import alert_id
-from app.core.stats import pearson
+from app.core.detect.correlate import Correlator
+from app.core.detect.dips import DetectionConfig
+from app.core.detect.incidents import alert_id
+from app.core.detect.stats import pearson
 
 W = 60
 T0 = 1_767_225_600  # 2026-01-01T00:00:00Z

@@ -7,10 +7,10 @@ import orjson
 import pytest
 import tdigest
 
-from app.core.cx import CxAccumulator, merge_cx_partials, rolling_cx
-from app.core.digest import digest_from_any
-from app.core.events import FRUSTRATION_TYPES, RumEvent
-from app.core.idset import id_hash
+from app.core.lenses.cx import CxAccumulator, merge_cx_partials, rolling_cx
+from app.core.lenses.digest import digest_from_any
+from app.core.ingest.events import FRUSTRATION_TYPES, RumEvent
+from app.core.lenses.idset import id_hash
 
 SCHEMAS = pathlib.Path(__file__).resolve().parents[2] / "schemas"
 W0 = 1_700_000_040  # a window start aligned to 60 s

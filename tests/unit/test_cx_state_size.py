@@ -1,12 +1,12 @@
 """CX slots stay small at the caps: ids as 8-byte digests, at most MAX_SLOT_IDS per set."""
 import orjson
 
-from app.core.cx import CxAccumulator, merge_cx_partials
-from app.core.events import RumEvent
-from app.core.idset import MAX_SLOT_IDS, MAX_SLOT_PAIRS, id_hash, pack, pack_marks, unpack, unpack_marks
+from app.core.lenses.cx import CxAccumulator, merge_cx_partials
+from app.core.ingest.events import RumEvent
+from app.core.lenses.idset import MAX_SLOT_IDS, MAX_SLOT_PAIRS, id_hash, pack, pack_marks, unpack, unpack_marks
 
 W0 = 1_700_000_040
-STATE_LIMIT_BYTES = 16 * 1024 * 1024  # app/faust_app.py MAX_STATE_BYTES
+STATE_LIMIT_BYTES = 16 * 1024 * 1024  # app/faust/app.py MAX_STATE_BYTES
 
 
 def _worst_slot(n: int) -> list[RumEvent]:

@@ -8,10 +8,10 @@ import orjson
 import pytest
 from jsonschema import Draft202012Validator
 
-from app.core.deadletter import (DLQ_MAX_RECORD_BYTES, MAX_ERROR_CHARS, MAX_KEY_BYTES, dead_letter_record,
+from app.core.ingest.deadletter import (DLQ_MAX_RECORD_BYTES, MAX_ERROR_CHARS, MAX_KEY_BYTES, dead_letter_record,
                                  key_bytes, max_raw_bytes, raw_bytes, record_limit_bytes)
-from app.core.decode import ARRAY, NDJSON, NOT_OBJECT, DecodeLimits, Rejected, decode_requests, decode_rum
-from app.core.framing import MAX_DEAD_LETTERS, MAX_INDEX_RANGES, array_spans
+from app.core.ingest.decode import ARRAY, NDJSON, NOT_OBJECT, DecodeLimits, Rejected, decode_requests, decode_rum
+from app.core.ingest.framing import MAX_DEAD_LETTERS, MAX_INDEX_RANGES, array_spans
 
 SCHEMA = json.loads((pathlib.Path(__file__).resolve().parents[2] / "schemas" / "dead-letter.schema.json").read_text())
 VALIDATOR = Draft202012Validator(SCHEMA, format_checker=Draft202012Validator.FORMAT_CHECKER)
@@ -171,7 +171,7 @@ def test_array_spans_can_stop_at_the_element_it_needs():
 
 def test_one_rejection_larger_than_the_detail_budget_needs_no_summary() -> None:
     # Found by the property test: a whole message over the budget made an empty summary.
-    from app.core.framing import MAX_DETAIL_RAW_BYTES, sized
+    from app.core.ingest.framing import MAX_DETAIL_RAW_BYTES, sized
 
     raw = b'"' + b"x" * (MAX_DETAIL_RAW_BYTES + 10) + b'"'
     [only] = sized(raw, [Rejected("not_object", "not an object", raw)])

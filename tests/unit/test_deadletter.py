@@ -8,8 +8,8 @@ import orjson
 import pytest
 from jsonschema import Draft202012Validator
 
-from app.core.deadletter import dead_letter_record, key_bytes, raw_bytes
-from app.core.decode import ARRAY, NDJSON, REASONS, DecodeLimits, Rejected, decode_requests
+from app.core.ingest.deadletter import dead_letter_record, key_bytes, raw_bytes
+from app.core.ingest.decode import ARRAY, NDJSON, REASONS, DecodeLimits, Rejected, decode_requests
 
 SCHEMA = json.loads((pathlib.Path(__file__).resolve().parents[2] / "schemas" / "dead-letter.schema.json").read_text())
 VALIDATOR = Draft202012Validator(SCHEMA, format_checker=Draft202012Validator.FORMAT_CHECKER)
@@ -77,7 +77,7 @@ def test_raw_bytes_rejects_corruption():
 def test_late_events_of_one_message_share_one_record_with_their_count() -> None:
     from types import SimpleNamespace
 
-    from app.core.deadletter import late_rejection
+    from app.core.ingest.deadletter import late_rejection
 
     raw = b'[{"ts": 1}, {"ts": 2}, {"ts": 3}]'
     events = [SimpleNamespace(ts_s=float(t)) for t in (3, 1, 2)]

@@ -8,10 +8,10 @@ import re
 import orjson
 import pytest
 
-from app.core import decode
-from app.core.decode import DecodeLimits, Rejected, decode_requests, decode_rum
-from app.core.events import RequestEvent, RumEvent
-from app.core.framing import array_spans
+from app.core.ingest import decode
+from app.core.ingest.decode import DecodeLimits, Rejected, decode_requests, decode_rum
+from app.core.ingest.events import RequestEvent, RumEvent
+from app.core.ingest.framing import array_spans
 
 NOW_S = float(calendar.timegm((2026, 1, 1, 0, 0, 0)))
 LIMITS = DecodeLimits(max_message_bytes=4096, max_future_skew_s=300.0)

@@ -7,8 +7,8 @@ import pathlib
 import orjson
 import pytest
 
-from app.core.decode import MAX_ERROR_CHARS, DecodeLimits, decode_requests, decode_rum
-from app.lenses import _limits
+from app.core.ingest.decode import MAX_ERROR_CHARS, DecodeLimits, decode_requests, decode_rum
+from app.config import decode_limits
 from app.settings import Settings, SettingsError
 
 NOW_S = 1_800_000_000.0
@@ -128,7 +128,7 @@ def test_rum_caps(obj, says):
 
 def test_caps_come_from_the_settings():
     settings = Settings.from_env({"LENSBRIDGE_MAX_SUBJECT_CHARS": "8", "LENSBRIDGE_MAX_LATENCY_MS": "1000"})
-    limits = _limits(settings)
+    limits = decode_limits(settings)
     assert (limits.max_subject_chars, limits.max_latency_ms) == (8, 1000.0)
     assert reasons(decode_requests(orjson.dumps(dict(REQ, service="s" * 9)), NOW_S, limits)) == (0, ["out_of_range"])
     assert reasons(decode_requests(orjson.dumps(dict(REQ, latency_ms=1001)), NOW_S, limits)) == (0, ["out_of_range"])
@@ -148,7 +148,7 @@ def test_bad_cap_settings_name_the_variable(env, says):
 
 
 def test_a_decoder_bug_rejects_only_its_element(monkeypatch):
-    from app.core import decode
+    from app.core.ingest import decode
 
     def mapping(obj):
         if obj.get("boom"):

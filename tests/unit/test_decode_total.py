@@ -17,13 +17,13 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.core.decode import (MAX_CLS, MAX_ERROR_CHARS, PROCESSING_ERROR, REASONS, DecodeLimits,
+from app.core.ingest.decode import (MAX_CLS, MAX_ERROR_CHARS, PROCESSING_ERROR, REASONS, DecodeLimits,
                              decode_requests, decode_rum)
-from app.core.events import RUM_TYPES, RequestEvent, RumEvent
-from app.core.render import MAX_SHOWN_CHARS, show_value
-from app.core.timeparse import parse_ts
-from app.core.fields import Invalid
-from app.core.vendors import to_native_rum
+from app.core.ingest.events import RUM_TYPES, RequestEvent, RumEvent
+from app.core.ingest.render import MAX_SHOWN_CHARS, show_value
+from app.core.ingest.timeparse import parse_ts
+from app.core.ingest.fields import Invalid
+from app.core.ingest.vendors import to_native_rum
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "schemas" / "examples"

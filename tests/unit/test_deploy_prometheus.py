@@ -52,7 +52,7 @@ def test_rules_use_only_metrics_the_worker_exports():
     for rule in load_rules():
         for name in metric_names(rule["expr"]) - exported - recorded - SYNTHESIZED:
             missing.setdefault(name, []).append(rule.get("alert") or rule.get("record"))
-    assert not missing, f"rules use metrics app/metrics.py does not define: {missing}"
+    assert not missing, f"rules use metrics app/observe/metrics.py does not define: {missing}"
 
 
 def test_the_alerts_the_issue_asks_for_exist_with_runbooks():

@@ -1,6 +1,6 @@
 """PromQL helpers for the deploy tests (dashboard, rules), and tests of the helpers themselves.
 
-The metric names the worker exports come from app/metrics.py's bundle built on a fresh registry,
+The metric names the worker exports come from app/observe/metrics.py's bundle built on a fresh registry,
 so a renamed or removed metric fails every dashboard query or rule that still uses it. Queries
 are parsed with a real PromQL parser (promql-parser, the Rust parser's Python binding), not
 regular expressions, so functions, keywords and label names are never mistaken for metrics.
@@ -20,7 +20,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from app.metrics import Metrics
+from app.observe.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "deploy" / "grafana" / "lensbridge.json"
@@ -45,7 +45,7 @@ _SUFFIXES = {"counter": ("_total", "_created"), "gauge": ("",), "histogram": ("_
 
 
 def exported_metrics() -> dict[str, set[str]]:
-    """Sample name -> label names, for every metric of the worker's bundle (app/metrics.py).
+    """Sample name -> label names, for every metric of the worker's bundle (app/observe/metrics.py).
 
     Names are what the text exposition shows: a Counter("x") exports x_total and x_created.
     """

@@ -5,7 +5,7 @@ import orjson
 import pytest
 import tdigest
 
-from app.core.digest import (
+from app.core.lenses.digest import (
     digest_from_wire,
     digest_to_wire,
     merge_wire,

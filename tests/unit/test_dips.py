@@ -3,9 +3,9 @@ import math
 
 import pytest
 
-from app.core import stats
-from app.core.dips import DEFAULT_RULES, DetectionConfig, check_metric, dipped, window_record
-from app.core.stats import Baseline
+from app.core.detect import stats
+from app.core.detect.dips import DEFAULT_RULES, DetectionConfig, check_metric, dipped, window_record
+from app.core.detect.stats import Baseline
 
 CFG = DetectionConfig()
 RULES = {r.metric: r for r in DEFAULT_RULES}

@@ -2,8 +2,8 @@
 import pytest
 from prometheus_client import CollectorRegistry
 
-from app.faust_app import build_app
-from app.metrics import Metrics
+from app.faust.app import build_app
+from app.observe.metrics import Metrics
 from app.settings import Settings
 
 

@@ -11,10 +11,10 @@ from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, MessageSize
 from prometheus_client import CollectorRegistry
 
 from app.core.health import SourceProgress, decide
-from app.faust_app import crash_hint
-from app.health import Progress
-from app.metrics import Metrics, serve
-from app.metrics_http import probe
+from app.faust.app import crash_hint
+from app.observe.health import Progress
+from app.observe.metrics import Metrics, serve
+from app.observe.http import probe
 from app.settings import Settings
 
 T0_S = 1_767_225_600.0

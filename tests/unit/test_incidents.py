@@ -3,8 +3,8 @@ import hashlib
 
 import orjson
 
-from app.core.dips import DetectionConfig
-from app.core.incidents import IncidentBook, alert_id, evidence_entry, relative_change, step_episode
+from app.core.detect.dips import DetectionConfig
+from app.core.detect.incidents import IncidentBook, alert_id, evidence_entry, relative_change, step_episode
 
 W = 60
 CFG = DetectionConfig()

@@ -5,8 +5,8 @@ import orjson
 import pytest
 
 from agents.joiner import LEGACY_CORRELATOR
-from app.core import corr_state
-from app.core.correlate import Correlator
+from app.core.detect import corr_state
+from app.core.detect.correlate import Correlator
 from test_correlate import GAP, MIXED, dumps, script
 from test_corr_state import step
 from test_joiner_runner import _joiner

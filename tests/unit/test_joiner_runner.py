@@ -8,9 +8,9 @@ from prometheus_client import CollectorRegistry
 
 from agents.joiner import JoinerRunner
 from app.lenses import lenses
-from app.metrics import Metrics
+from app.observe.metrics import Metrics
 from app.settings import Settings
-from app.store import TableStore
+from app.faust.store import TableStore
 
 
 class FakeStream:

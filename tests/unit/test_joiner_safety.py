@@ -10,9 +10,9 @@ from prometheus_client import CollectorRegistry
 
 from agents.joiner import JoinerRunner
 from app.lenses import lenses
-from app.metrics import Metrics
+from app.observe.metrics import Metrics
 from app.settings import Settings
-from app.store import TableStore
+from app.faust.store import TableStore
 from test_joiner_runner import FakeStream
 from test_lens_runner import FakeOutbox, FakeTable
 

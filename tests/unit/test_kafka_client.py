@@ -10,7 +10,7 @@ import pytest
 from aiokafka.errors import (KafkaConnectionError, SaslAuthenticationFailed,
                              UnsupportedSaslMechanismError)
 
-from app.kafka_client import classify, client_options, explain_failure, faust_credentials, security_options
+from app.kafka.client import classify, client_options, explain_failure, faust_credentials, security_options
 from app.settings import Settings, SettingsError
 
 ROOT = Path(__file__).resolve().parents[2]

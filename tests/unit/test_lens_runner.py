@@ -13,9 +13,9 @@ from prometheus_client import CollectorRegistry
 
 from agents.lens import LensRunner
 from app.lenses import sre_lens
-from app.metrics import Metrics
+from app.observe.metrics import Metrics
 from app.settings import Settings
-from app.store import TableStore
+from app.faust.store import TableStore
 
 T0_S = 1_767_225_600
 

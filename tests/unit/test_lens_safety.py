@@ -11,10 +11,10 @@ from prometheus_client import CollectorRegistry
 
 from agents import safety
 from agents.lens import LensRunner
-from app.core.partition import meta_key, slot_key
-from app.metrics import Metrics
+from app.core.windows.partition import meta_key, slot_key
+from app.observe.metrics import Metrics
 from app.settings import Settings
-from app.store import TableStore
+from app.faust.store import TableStore
 from test_lens_runner import T0_S, FakeOutbox, FakeStream, FakeTable, _event
 
 DECODE_POISON = b"POISON: the decoder raises on this"

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 from faust.types import TP
 
-from app.memory_store import Store
+from app.faust.memory_store import Store
 
 CHANGELOG = "app-sre-state-changelog"
 

@@ -3,12 +3,12 @@ import hashlib
 
 from prometheus_client import CollectorRegistry
 
-from app.core.cx import CxAccumulator, merge_cx_partials, rolling_cx
-from app.core.events import RequestEvent, RumEvent
-from app.core.sre import SreAccumulator, merge_sre_partials
-from app.core.partition import LensSpec, PartitionState
-from app.core.windows import PartitionWatermark, WindowSpec
-from app.metrics import OVERFLOW_LABEL, LabelLimiter, Metrics, label_value
+from app.core.lenses.cx import CxAccumulator, merge_cx_partials, rolling_cx
+from app.core.ingest.events import RequestEvent, RumEvent
+from app.core.lenses.sre import SreAccumulator, merge_sre_partials
+from app.core.windows.partition import LensSpec, PartitionState
+from app.core.windows.windows import PartitionWatermark, WindowSpec
+from app.observe.metrics import OVERFLOW_LABEL, LabelLimiter, Metrics, label_value
 
 
 def sample(metrics: Metrics, metric: str, **labels) -> float | None:

@@ -1,4 +1,4 @@
-from app.core.offsets import Action, OffsetGuard
+from app.core.windows.offsets import Action, OffsetGuard
 
 
 def test_in_order_offsets_are_processed_and_duplicates_skipped():

@@ -3,8 +3,8 @@ from typing import NamedTuple
 
 import orjson
 
-from app.core.partition import OVERFLOW_SUBJECT, LensSpec, PartitionState
-from app.core.windows import PartitionWatermark, WindowSpec
+from app.core.windows.partition import OVERFLOW_SUBJECT, LensSpec, PartitionState
+from app.core.windows.windows import PartitionWatermark, WindowSpec
 
 
 class Ev(NamedTuple):

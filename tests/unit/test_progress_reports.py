@@ -8,8 +8,8 @@ import pytest
 from aiokafka.client import AIOKafkaClient
 from aiokafka.cluster import ClusterMetadata
 
-from app import kafka_backoff
-from app.health import Progress
+from app.faust import backoff as kafka_backoff
+from app.observe.health import Progress
 from test_joiner_runner import FakeStream as JoinerStream
 from test_joiner_runner import _event as joiner_event
 from test_joiner_runner import _joiner

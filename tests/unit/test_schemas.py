@@ -14,9 +14,9 @@ import orjson
 import pytest
 from jsonschema import Draft202012Validator
 
-from app.core.deadletter import key_bytes, raw_bytes
-from app.core.decode import REASONS, DecodeLimits, decode_requests, decode_rum
-from app.core.events import RUM_TYPES, WEB_VITALS
+from app.core.ingest.deadletter import key_bytes, raw_bytes
+from app.core.ingest.decode import REASONS, DecodeLimits, decode_requests, decode_rum
+from app.core.ingest.events import RUM_TYPES, WEB_VITALS
 
 SCHEMAS = pathlib.Path(__file__).resolve().parents[2] / "schemas"
 EXAMPLES = SCHEMAS / "examples"

@@ -10,9 +10,9 @@ import orjson
 import pytest
 from jsonschema import Draft202012Validator
 
-from app.core.digest import digest_to_wire, new_digest
-from app.core.slo import SloConfig, SloEngine, attach_impact, slo_alert_id
-from app.core.slo_spec import LATENCY, PAGE, BurnWindow, Slo
+from app.core.lenses.digest import digest_to_wire, new_digest
+from app.core.slo.engine import SloConfig, SloEngine, attach_impact, slo_alert_id
+from app.core.slo.spec import LATENCY, PAGE, BurnWindow, Slo
 
 W = 60
 T0 = 1767225600

@@ -2,9 +2,9 @@
 below, the low-traffic guard, the incident lifecycle of pages and tickets."""
 import pytest
 
-from app.core.slo import SloConfig, SloEngine
-from app.core.slo_spec import PAGE, TICKET, WORKBOOK_WINDOWS, BurnWindow, Slo
-from app.core.slo_track import SloTracker
+from app.core.slo.engine import SloConfig, SloEngine
+from app.core.slo.spec import PAGE, TICKET, WORKBOOK_WINDOWS, BurnWindow, Slo
+from app.core.slo.track import SloTracker
 
 W = 60
 T0 = 1767225600  # 2026-01-01 00:00 UTC: a multiple of every window and bucket

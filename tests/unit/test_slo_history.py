@@ -7,9 +7,9 @@ from itertools import accumulate
 import orjson
 import pytest
 
-from app.core.slo import SloEngine
-from app.core.slo_history import BurnHistory
-from app.core.slo_spec import PAGE, BurnWindow, Slo
+from app.core.slo.engine import SloEngine
+from app.core.slo.history import BurnHistory
+from app.core.slo.spec import PAGE, BurnWindow, Slo
 
 W = 60
 T0 = 1767225600

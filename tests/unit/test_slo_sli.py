@@ -5,9 +5,9 @@ from statistics import NormalDist
 import numpy as np
 import pytest
 
-from app.core.digest import digest_to_wire, merge_wire, new_digest
-from app.core.slo_sli import bad_events, count_at_or_below
-from app.core.slo_spec import LATENCY, Slo
+from app.core.lenses.digest import digest_to_wire, merge_wire, new_digest
+from app.core.slo.sli import bad_events, count_at_or_below
+from app.core.slo.spec import LATENCY, Slo
 
 SLO_300 = Slo("checkout", "latency-300ms", 99.0, sli=LATENCY, threshold_ms=300.0)
 

@@ -5,9 +5,9 @@ import textwrap
 
 import pytest
 
-from app.core.slo import SloConfig, SloEngine
-from app.core.slo_spec import LATENCY, PAGE, TICKET, WORKBOOK_WINDOWS, Slo, SloConfigError
-from app.core.slo_yaml import load_slos
+from app.core.slo.engine import SloConfig, SloEngine
+from app.core.slo.spec import LATENCY, PAGE, TICKET, WORKBOOK_WINDOWS, Slo, SloConfigError
+from app.core.slo.loader import load_slos
 
 EXAMPLE = pathlib.Path(__file__).resolve().parents[2] / "slo.example.yaml"
 

@@ -9,9 +9,9 @@ import orjson
 import pytest
 import tdigest
 
-from app.core.digest import digest_from_any, digest_from_wire, new_digest
-from app.core.events import RequestEvent
-from app.core.sre import (
+from app.core.lenses.digest import digest_from_any, digest_from_wire, new_digest
+from app.core.ingest.events import RequestEvent
+from app.core.lenses.sre import (
     SreAccumulator,
     merge_sre_partials,
     parse_error_statuses,

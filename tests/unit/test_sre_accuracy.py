@@ -3,8 +3,8 @@ import numpy as np
 import orjson
 import pytest
 
-from app.core.events import RequestEvent
-from app.core.sre import SreAccumulator, merge_sre_partials
+from app.core.ingest.events import RequestEvent
+from app.core.lenses.sre import SreAccumulator, merge_sre_partials
 
 N = 100_000
 PARTITIONS = 4

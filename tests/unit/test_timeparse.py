@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from app.core.timeparse import MS_THRESHOLD, TimestampTypeError, format_rfc3339, parse_ts, show_value
+from app.core.ingest.timeparse import MS_THRESHOLD, TimestampTypeError, format_rfc3339, parse_ts, show_value
 
 NEW_YEAR_2026_S = calendar.timegm((2026, 1, 1, 0, 0, 0))  # computed independently of the code
 

@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from app.topics import TopicLayoutError, broker_replication_factor
+from app.kafka.topics import TopicLayoutError, broker_replication_factor
 
 
 class FakeAdmin:

@@ -7,10 +7,10 @@ import jsonschema
 import orjson
 import pytest
 
-from app.core.cx import CxAccumulator
-from app.core.digest import digest_from_any
-from app.core.decode import DecodeLimits, decode_rum
-from app.core.vendors import to_native_rum
+from app.core.lenses.cx import CxAccumulator
+from app.core.lenses.digest import digest_from_any
+from app.core.ingest.decode import DecodeLimits, decode_rum
+from app.core.ingest.vendors import to_native_rum
 
 SAMPLES = pathlib.Path(__file__).resolve().parents[2] / "schemas" / "examples" / "vendors"
 NOW_S = 1_700_000_400.0  # after every sample's event time

@@ -1,4 +1,4 @@
-from app.core.windows import (NO_WATERMARK, PartitionWatermark, WindowSpec, idle_targets, window_start,
+from app.core.windows.windows import (NO_WATERMARK, PartitionWatermark, WindowSpec, idle_targets, window_start,
                               windows_to_force)
 
 SPEC = WindowSpec(window_s=60, grace_s=10, idle_s=15, max_open_windows=3)

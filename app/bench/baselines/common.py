@@ -11,8 +11,8 @@ RESULT_PREFIX = "BENCH_RESULT "  # procs.RESULT_PREFIX; not imported to keep bas
 
 
 def security() -> dict:
-    """aiokafka security options from the environment the bench passed on (app/kafka_client.py)."""
-    from app.kafka_client import security_options
+    """aiokafka security options from the environment the bench passed on (app/kafka/client.py)."""
+    from app.kafka.client import security_options
     from app.settings import Settings
 
     return security_options(Settings.from_env())
@@ -20,7 +20,7 @@ def security() -> dict:
 
 def faust_security() -> dict:
     """Faust's `broker_credentials` for the same environment ({} for PLAINTEXT)."""
-    from app.kafka_client import faust_credentials
+    from app.kafka.client import faust_credentials
     from app.settings import Settings
 
     credentials = faust_credentials(Settings.from_env())
