@@ -46,14 +46,14 @@ kafka-sasl-stop: ## stop the SASL_SSL broker started by `make kafka-sasl`
 
 test-unit: install ## unit tests only (no broker)
 	@scripts/install-tools.sh
-	$(PY) -m pytest tests/unit -q -rs
+	$(PY) -m pytest tests/unit tests/deploy tests/bench -q -rs
 
 # Fails when the integration tests did not run: none collected, or any skipped.
 # kafka-sasl: tests/integration/test_sasl_ssl.py runs against it (its fixture would start it too).
 test: install kafka kafka-sasl ## unit + integration tests against the real brokers; fails if integration tests were skipped
 	@scripts/install-tools.sh
 	@mkdir -p $(dir $(JUNIT))
-	$(PY) -m pytest tests/unit tests/integration -q -rs --junitxml=$(JUNIT)
+	$(PY) -m pytest tests/unit tests/deploy tests/bench tests/integration -q -rs --junitxml=$(JUNIT)
 	@$(PY) -c 'import sys, xml.etree.ElementTree as ET; \
 	cases = [c for c in ET.parse(sys.argv[1]).iter("testcase") if c.get("classname", "").startswith("tests.integration")]; \
 	skipped = [c.get("classname") + "::" + c.get("name") for c in cases if c.find("skipped") is not None]; \

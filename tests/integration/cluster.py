@@ -11,7 +11,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from worker_proc import WorkerProcess
+from tests.integration.worker_proc import WorkerProcess
 
 # Our lines before Faust starts: "2026-01-01 12:00:00,123 INFO ..."; Faust's: "[2026-01-01 12:00:00,123] [pid] ..."
 LOG_TS = re.compile(r"^\[?(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})[\] ]")

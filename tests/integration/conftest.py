@@ -20,7 +20,7 @@ from typing import Iterator
 
 import pytest
 
-import kafka_helpers
+from tests.integration import kafka_helpers
 
 ROOT = Path(__file__).resolve().parents[2]
 CP_KAFKA_IMAGE = "confluentinc/cp-kafka:7.6.1"

@@ -3,7 +3,7 @@
 Every poison message says which dead-letter reasons are right for it. None accepts
 `processing_error`: the decoder is total, so each class, including those it used to raise on
 (wrong JSON types in vendor shapes, huge integers, deep nesting), gets its own reason. The
-agents' safety net for a bug is covered by tests/unit/test_lens_safety.py.
+agents' safety net for a bug is covered by tests/unit/agents/test_lens_safety.py.
 """
 from __future__ import annotations
 

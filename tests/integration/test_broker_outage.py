@@ -21,14 +21,14 @@ from pathlib import Path
 
 import pytest
 
-import kafka_helpers
-from cx_data import compare as cx_compare
-from cx_data import merged_cx_windows, write_rum
-from cx_data import truths as cx_truths
-from sre_data import compare as sre_compare
-from sre_data import merged_sre_windows, write_requests
-from sre_data import truths as sre_truths
-from worker_proc import ROOT, WorkerProcess, free_port, lens_env, replay
+from tests.integration import kafka_helpers
+from tests.integration.cx_data import compare as cx_compare
+from tests.integration.cx_data import merged_cx_windows, write_rum
+from tests.integration.cx_data import truths as cx_truths
+from tests.integration.sre_data import compare as sre_compare
+from tests.integration.sre_data import merged_sre_windows, write_requests
+from tests.integration.sre_data import truths as sre_truths
+from tests.integration.worker_proc import ROOT, WorkerProcess, free_port, lens_env, replay
 
 WINDOW_S, SLICE_S = 20, 5
 OUTAGE_S = 60

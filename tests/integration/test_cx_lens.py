@@ -5,8 +5,8 @@ from __future__ import annotations
 import orjson
 
 from app.core.ingest.deadletter import raw_bytes
-from cx_data import COHORTS, START_S, compare, edge_cases, kafka_partition, merged_cx_windows, truths, write_rum
-from worker_proc import WorkerProcess, kill_twice, lens_env, progress, replay
+from tests.integration.cx_data import COHORTS, START_S, compare, edge_cases, kafka_partition, merged_cx_windows, truths, write_rum
+from tests.integration.worker_proc import WorkerProcess, kill_twice, lens_env, progress, replay
 
 WINDOW_S, WINDOWS = 20, 30
 TIMING = {"LENSBRIDGE_WINDOW_SECONDS": str(WINDOW_S), "LENSBRIDGE_GRACE_SECONDS": "2",

@@ -19,46 +19,9 @@ import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.simulate import load_scenario, write_files
-from worker_proc import ROOT, WorkerProcess, lens_env, replay
-
-START_S = 1_700_000_000
-WINDOW_S = 10  # the demo scenario's window
-TIMING = {"LENSBRIDGE_WINDOW_SECONDS": str(WINDOW_S), "LENSBRIDGE_GRACE_SECONDS": "2",
-          "LENSBRIDGE_AVAILABILITY_SLICE_SECONDS": "5"}
-
-
-def deploy_promql():
-    """tests/unit/test_deploy_promql.py: the PromQL helpers the unit tests use (one copy of them)."""
-    name = "deploy_promql"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "tests" / "unit" / "test_deploy_promql.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # before exec: its dataclasses look their module up
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-def write_incident_traffic(out_dir: Path) -> dict:
-    """Demo traffic that ends while a checkout error incident and a frontend bug are both open.
-
-    ~25k requests and ~12k RUM events over 17 ten-second windows (12 of warm-up), then one line
-    that is not JSON and one request for the first window, which arrives after it closed.
-    """
-    scenario = json.loads((ROOT / "scenarios" / "demo.json").read_text())
-    incidents = {i["name"]: i for i in scenario["incidents"]}
-    errors = incidents["checkout-errors-peak"]  # expect sre_dip_user_impacting
-    frontend = {**incidents["browsers-frontend-bug"], "start_window": errors["start_window"]}  # cx_dip_unexplained
-    scenario.update(name="dashboard", duration_windows=errors["start_window"] + errors["duration_windows"],
-                    incidents=[errors, frontend])
-    scenario.pop("traffic_profile")  # its points lie past the shortened end
-    path = out_dir / "scenario.json"
-    path.write_text(json.dumps(scenario))
-    summary = write_files(load_scenario(path), out_dir, start_s=START_S, seed=1)
-    late = {"ts": summary["start_s"] + 1, "service": "checkout", "latency_ms": 12.0, "status": 200}
-    with open(out_dir / "requests.ndjson", "ab") as fh:
-        fh.write(b"this line is not JSON\n" + orjson.dumps(late) + b"\n")
-    return summary
-
+from tests.deploy import promql
+from tests.integration.dashboard_data import START_S, TIMING, WINDOW_S, write_incident_traffic
+from tests.integration.worker_proc import ROOT, WorkerProcess, lens_env, replay
 
 def samples(text: str) -> list[tuple[str, dict]]:
     return [(s.name, s.labels) for family in text_string_to_metric_families(text) for s in family.samples]
@@ -92,7 +55,6 @@ def matches(selector, name: str, labels: dict, target_labels: set[str]) -> bool:
 
 
 def test_every_dashboard_metric_is_exported_by_a_running_worker(kafka_bootstrap, unique, tmp_path):
-    promql = deploy_promql()
     queries = promql.dashboard_queries(promql.load_dashboard())
     wanted = {name for q in queries for name in promql.metric_names(promql.substitute(q.expr))}
     assert len(wanted) >= 15

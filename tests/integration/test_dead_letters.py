@@ -7,7 +7,7 @@ from pathlib import Path
 import orjson
 
 from app.core.ingest.deadletter import raw_bytes
-from worker_proc import WorkerProcess, lens_env, replay
+from tests.integration.worker_proc import WorkerProcess, lens_env, replay
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from test_dashboard import TIMING, deploy_promql, write_incident_traffic
-from worker_proc import ROOT, WorkerProcess, free_port, lens_env, replay
+from tests.deploy import promql
+from tests.integration.dashboard_data import TIMING, write_incident_traffic
+from tests.integration.worker_proc import ROOT, WorkerProcess, free_port, lens_env, replay
 
 RULES = ROOT / "deploy" / "prometheus" / "rules" / "lensbridge.rules.yml"
 
@@ -91,7 +92,7 @@ def eventually(check, timeout_s: float, what: str, worker: WorkerProcess, interv
 @pytest.fixture(scope="module")
 def stack(kafka_bootstrap, tmp_path_factory):
     """A worker fed the dashboard's incident traffic, scraped every second by a real Prometheus."""
-    prometheus_bin = deploy_promql().ensure_tool("prometheus")
+    prometheus_bin = promql.ensure_tool("prometheus")
     workdir = tmp_path_factory.mktemp("prometheus")
     write_incident_traffic(workdir)
     env = lens_env(kafka_bootstrap, uuid.uuid4().hex[:8], workdir / "data", **TIMING)
@@ -150,7 +151,6 @@ def test_rules_evaluate_and_the_paging_lens_alerts_fire(stack):
 
 def test_every_dashboard_query_returns_data(stack):
     worker, prometheus = stack
-    promql = deploy_promql()
     queries = promql.dashboard_queries(promql.load_dashboard())
     variables = {"job": "lensbridge", "__range": "5m"}
 
@@ -166,7 +166,7 @@ def test_every_dashboard_query_returns_data(stack):
 
 def test_worker_metrics_pass_promtool_check_metrics(stack):
     worker, _ = stack
-    promtool = deploy_promql().ensure_tool("promtool")
+    promtool = promql.ensure_tool("promtool")
     worker.wait_for(lambda: "lensbridge_alert_active{" in worker.metrics(), 45, "incident gauges")
     done = subprocess.run([promtool, "check", "metrics"], input=worker.metrics(), capture_output=True, text=True,
                           timeout=60)

@@ -12,10 +12,10 @@ import time
 import orjson
 import pytest
 
-import kafka_helpers
+from tests.integration import kafka_helpers
 from app.kafka.client import security_options
 from app.settings import Settings
-from worker_proc import ROOT, WorkerProcess, lens_env, replay
+from tests.integration.worker_proc import ROOT, WorkerProcess, lens_env, replay
 
 START_S = 1_700_000_000
 WINDOWS = 19  # the demo scenario cut after its first incident (windows 13-16): checkout errors

@@ -18,17 +18,17 @@ from pathlib import Path
 import orjson
 import pytest
 
-import kafka_helpers
-from alert_checks import alert_ids, assert_consistent
-from cluster import Cluster, group_lag, recovery_reads
-from cx_data import compare as cx_compare
-from cx_data import merged_cx_windows, write_rum
-from cx_data import truths as cx_truths
-from sre_data import compare as sre_compare
-from sre_data import merged_sre_windows, write_requests
-from sre_data import truths as sre_truths
-from test_verdicts import _simulate, score
-from worker_proc import lens_env, replay
+from tests.integration import kafka_helpers
+from tests.integration.alert_checks import alert_ids, assert_consistent
+from tests.integration.cluster import Cluster, group_lag, recovery_reads
+from tests.integration.cx_data import compare as cx_compare
+from tests.integration.cx_data import merged_cx_windows, write_rum
+from tests.integration.cx_data import truths as cx_truths
+from tests.integration.sre_data import compare as sre_compare
+from tests.integration.sre_data import merged_sre_windows, write_requests
+from tests.integration.sre_data import truths as sre_truths
+from tests.integration.scenario_run import score, simulate_scenario
+from tests.integration.worker_proc import lens_env, replay
 
 WINDOW_S, SLICE_S = 20, 5
 TIMING = {"LENSBRIDGE_WINDOW_SECONDS": str(WINDOW_S), "LENSBRIDGE_GRACE_SECONDS": "2",
@@ -346,7 +346,7 @@ class _Feeder(threading.Thread):
             self.errors.append(exc)
 
 
-def _alerts(admin, env: dict, quiet_s: float) -> list[dict]:
+def read_alerts(admin, env: dict, quiet_s: float) -> list[dict]:
     return [orjson.loads(r.value) for r in admin.consume_all(env["LENSBRIDGE_TOPIC_ALERTS"], quiet_s=quiet_s,
                                                              timeout_s=30)]
 
@@ -356,7 +356,7 @@ def _kill_the_joiner_while_an_incident_is_open(cluster: Cluster, admin, env: dic
     alerts: list[dict] = []
 
     def firing() -> bool:
-        alerts[:] = _alerts(admin, env, 0.1)
+        alerts[:] = read_alerts(admin, env, 0.1)
         return any(a["status"] == "firing" for a in alerts)
 
     cluster.wait_for(firing, 120, "the first firing alert")
@@ -386,7 +386,7 @@ def _single_worker(admin, env: dict, unique: str, tmp_path: Path, windows: int) 
 
 
 def test_joiner_killed_with_an_open_incident_resolves_it_under_the_same_id(kafka_bootstrap, admin, tmp_path):
-    expected = _simulate(tmp_path, "scenarios/demo.json")
+    expected = simulate_scenario(tmp_path, "scenarios/demo.json")
     truth = orjson.loads((tmp_path / "truth.json").read_bytes())
     windows = len(truth["sre"]) + len(truth["cx"])
     first = min(expected["incidents"], key=lambda i: i["incident_start"])
@@ -409,7 +409,7 @@ def test_joiner_killed_with_an_open_incident_resolves_it_under_the_same_id(kafka
         _wait_for_every_window(cluster, admin, env, windows, 300)
         new_joiner = cluster.joiner_owner()
         assert new_joiner is not None
-        cluster.wait_for(lambda: open_ids <= {a["alert_id"] for a in _alerts(admin, env, 0.3)
+        cluster.wait_for(lambda: open_ids <= {a["alert_id"] for a in read_alerts(admin, env, 0.3)
                                               if a["status"] == "resolved"}, 60, "the open incidents to resolve")
         time.sleep(2)
         outcome = _read_outputs(admin, env)

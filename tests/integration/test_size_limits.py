@@ -19,9 +19,9 @@ from app.core.sizes import MAX_SUBJECT_CHARS
 from app.lenses import lenses
 from app.settings import Settings
 from app.kafka.topic_sizes import describe_limits, record_limits
-import cx_data
-from sre_data import START_S, compare, merged_sre_windows, truths
-from worker_proc import WorkerProcess, lens_env
+from tests.integration import cx_data
+from tests.integration.sre_data import START_S, compare, merged_sre_windows, truths
+from tests.integration.worker_proc import WorkerProcess, lens_env
 
 WINDOW_S, SLICE_S = 20, 5
 TIMING = {"LENSBRIDGE_WINDOW_SECONDS": str(WINDOW_S), "LENSBRIDGE_GRACE_SECONDS": "2",

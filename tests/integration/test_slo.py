@@ -5,9 +5,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from test_two_hours import TIMING, _windows_done
-from test_verdicts import START_S, _alerts, _simulate
-from worker_proc import ROOT, WorkerProcess, lens_env, replay
+from tests.integration.scenario_run import TIMING, windows_done
+from tests.integration.scenario_run import START_S, read_alerts, simulate_scenario
+from tests.integration.worker_proc import ROOT, WorkerProcess, lens_env, replay
 
 import orjson
 
@@ -26,18 +26,18 @@ def test_bad_slo_file_stops_the_worker_naming_line_and_reason(tmp_path):
 
 
 def test_six_hours_of_burns(kafka_bootstrap, admin, unique, tmp_path):
-    _simulate(tmp_path, "scenarios/slo_six_hours.json")
+    simulate_scenario(tmp_path, "scenarios/slo_six_hours.json")
     truth = orjson.loads((tmp_path / "truth.json").read_bytes())
     env = lens_env(kafka_bootstrap, unique, tmp_path / "data", LENSBRIDGE_SLO_FILE=str(SLO_FILE), **TIMING)
     worker = WorkerProcess(env, tmp_path / "worker.log").start()
     try:
         worker.wait_ready()
         replay(env, "--requests", str(tmp_path / "requests.ndjson"), "--rum", str(tmp_path / "rum.ndjson"))
-        worker.wait_for(lambda: _windows_done(admin, env, len(truth["sre"]) + len(truth["cx"])), 400,
+        worker.wait_for(lambda: windows_done(admin, env, len(truth["sre"]) + len(truth["cx"])), 400,
                         "every merged window")
         worker.wait_for(lambda: worker.metric("lensbridge_slo_objective_ratio",
                                               'service="payments",slo="availability"') == 0.999, 30, "SLO gauges")
-        burns = [a for a in _alerts(admin, env["LENSBRIDGE_TOPIC_ALERTS"]) if a["kind"] == "slo_burn"]
+        burns = [a for a in read_alerts(admin, env["LENSBRIDGE_TOPIC_ALERTS"]) if a["kind"] == "slo_burn"]
         ledger_1h = worker.metric("lensbridge_slo_burn_rate", 'service="ledger",slo="availability",window="1h"')
     finally:
         worker.stop()

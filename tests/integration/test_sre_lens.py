@@ -4,8 +4,8 @@ from __future__ import annotations
 import orjson
 import tdigest
 
-from sre_data import compare, merged_sre_windows, truths, write_requests
-from worker_proc import WorkerProcess, kill_twice, lens_env, progress, replay
+from tests.integration.sre_data import compare, merged_sre_windows, truths, write_requests
+from tests.integration.worker_proc import WorkerProcess, kill_twice, lens_env, progress, replay
 
 WINDOW_S, SLICE_S = 20, 5
 TIMING = {"LENSBRIDGE_WINDOW_SECONDS": str(WINDOW_S), "LENSBRIDGE_GRACE_SECONDS": "2",

@@ -17,10 +17,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from app.core.lenses.idset import MAX_SLOT_IDS
 from app.faust.app import MAX_STATE_BYTES
-from cx_data import START_S, merged_cx_windows
-from kafka_helpers import partition_count
-from sre_data import merged_sre_windows
-from worker_proc import WorkerProcess, lens_env
+from tests.integration.cx_data import START_S, merged_cx_windows
+from tests.integration.kafka_helpers import partition_count
+from tests.integration.sre_data import merged_sre_windows
+from tests.integration.worker_proc import WorkerProcess, lens_env
 
 WINDOW_S = 20
 TIMING = {"LENSBRIDGE_WINDOW_SECONDS": str(WINDOW_S), "LENSBRIDGE_GRACE_SECONDS": "2"}

@@ -17,8 +17,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from app.settings import Settings
 from app.kafka.topics import with_replication_factor
-from sre_data import merged_sre_windows
-from worker_proc import ROOT, WorkerProcess, lens_env
+from tests.integration.sre_data import merged_sre_windows
+from tests.integration.worker_proc import ROOT, WorkerProcess, lens_env
 
 WINDOW_S = 5
 TIMING = {"LENSBRIDGE_WINDOW_SECONDS": str(WINDOW_S), "LENSBRIDGE_GRACE_SECONDS": "1",

@@ -5,18 +5,9 @@ import time
 
 import orjson
 
-from alert_checks import alert_ids, assert_consistent
-from test_verdicts import START_S, _alerts, _simulate, score
-from worker_proc import WorkerProcess, lens_env, replay
-
-TIMING = {"LENSBRIDGE_WINDOW_SECONDS": "60", "LENSBRIDGE_GRACE_SECONDS": "5",
-          "LENSBRIDGE_AVAILABILITY_SLICE_SECONDS": "10"}
-
-
-def _windows_done(admin, env, expected_windows: int) -> bool:
-    records = admin.consume_all(env["LENSBRIDGE_TOPIC_WINDOWS"], quiet_s=0.3, timeout_s=60)
-    return len({r.key for r in records}) >= expected_windows
-
+from tests.integration.alert_checks import alert_ids, assert_consistent
+from tests.integration.scenario_run import START_S, read_alerts, score, simulate_scenario, TIMING, windows_done
+from tests.integration.worker_proc import WorkerProcess, lens_env, replay
 
 def _run(tmp_path, admin, env, name: str, replays: list[list[str]], expected_windows: int,
          kill_at: float | None = None) -> tuple[float, list[dict]]:
@@ -36,16 +27,16 @@ def _run(tmp_path, admin, env, name: str, replays: list[list[str]], expected_win
         worker.kill()
         worker = WorkerProcess(env, log).start()
     try:
-        worker.wait_for(lambda: _windows_done(admin, env, expected_windows), 400, "every merged window")
+        worker.wait_for(lambda: windows_done(admin, env, expected_windows), 400, "every merged window")
         elapsed = time.monotonic() - started
         time.sleep(3)  # the last decisions follow the last windows
-        return elapsed, _alerts(admin, env["LENSBRIDGE_TOPIC_ALERTS"])
+        return elapsed, read_alerts(admin, env["LENSBRIDGE_TOPIC_ALERTS"])
     finally:
         worker.stop()
 
 
 def test_two_hours_fast_skew_proof_and_crash_proof(kafka_bootstrap, admin, unique, tmp_path):
-    expected = _simulate(tmp_path, "scenarios/two_hours.json")
+    expected = simulate_scenario(tmp_path, "scenarios/two_hours.json")
     truth = orjson.loads((tmp_path / "truth.json").read_bytes())
     windows = len(truth["sre"]) + len(truth["cx"])
     events = sum(1 for _ in open(tmp_path / "requests.ndjson")) + sum(1 for _ in open(tmp_path / "rum.ndjson"))

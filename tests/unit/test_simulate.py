@@ -16,8 +16,9 @@ from app.core.ingest.events import FRUSTRATION_TYPES, RUM_TYPES, WEB_VITALS
 from app.simulate import (ScenarioError, aligned_start, compute_truth, expected_verdicts,
                           generate, generate_lists, live, load_scenario, parse_scenario,
                           write_files)
+from tests.paths import ROOT
 
-SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
+SCENARIOS = ROOT / "scenarios"
 START_S = 1_767_225_600  # 2026-01-01T00:00:00Z, a multiple of 60
 VERDICTS = {"sre_dip_user_impacting", "sre_dip_no_user_impact",
             "cx_dip_explained", "cx_dip_unexplained"}

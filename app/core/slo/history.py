@@ -13,7 +13,7 @@ A sum that reaches past the fine tier takes the buckets it covers whole, and of 
 its far edge cuts through only the covered share, as if traffic were spread evenly over
 that hour. The error is at most one bucket's counts at the far edge, out of a 3 d
 (72 buckets) or 30 d (720) sum: docs/SLO.md has the measurement. State size with the
-defaults: about 420 fine entries and 720 buckets per SLO (see tests/unit/test_slo_history.py).
+defaults: about 420 fine entries and 720 buckets per SLO (see tests/unit/core/slo/test_slo_history.py).
 """
 from typing import Any
 

@@ -13,7 +13,7 @@ included, so a window of a few hundred requests, where most centroids hold one v
 loses a third to a half of its slow requests at a 0.2 % tail (measured: lognormal
 latencies, 200 requests per window, 4 partitions merged), which would hide latency burns
 exactly where traffic is low. Here: exact up to ~200 requests per window, within 1 %
-above (tests/unit/test_slo_sli.py).
+above (tests/unit/core/slo/test_slo_sli.py).
 """
 from collections.abc import Mapping
 from typing import Any
