@@ -15,10 +15,10 @@ import orjson
 from app.core.detect import corr_state
 from app.core.detect.correlate import Correlator
 from app.core.detect.dips import DetectionConfig
+from app.core.joiner_table import LEGACY_CORRELATOR
 
 log = logging.getLogger("lensbridge.joiner")
 
-LEGACY_CORRELATOR = "corr"  # table key of the single-value state of older versions
 
 
 def _dumps(value: dict) -> bytes:

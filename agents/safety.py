@@ -14,11 +14,15 @@ producer repeating one poison message cannot flood the log; the counter
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 from app.core.ingest.decode import PROCESSING_ERROR, Rejected
 from app.core.windows.partition import FoldOutcome, PartitionState, partition_prefix
 from app.core.ingest.render import raised_at
+
+if TYPE_CHECKING:  # the runner imports this module
+    from agents.lens import LensRunner
+    from agents.pending import Pending
 
 log = logging.getLogger("lensbridge.safety")
 
@@ -89,7 +93,7 @@ def fold_isolating(restore: Callable[[], PartitionState], write: Callable[[dict]
     return state, total, futures
 
 
-async def refold(runner: Any, partition: int, pending: Any, now_s: float) -> tuple:
+async def refold(runner: LensRunner, partition: int, pending: Pending, now_s: float) -> tuple:
     """A LensRunner's flush after its batched fold raised: back to the table's state, then
     `fold_isolating`, dead-lettering each message that raises. (None, None, []) when a
     rebalance came first: the input stays unacked and the next owner reads it again."""
@@ -110,7 +114,7 @@ async def refold(runner: Any, partition: int, pending: Any, now_s: float) -> tup
     def culprit(index: int, exc: BaseException) -> None:
         bad = processing_error(exc, f"{lens.name} lens fold", pending.raw[index])
         pending.dead_letters.append(
-            runner._dead_letter_at(bad, partition, pending.messages[index][0], pending.keys[index]))
+            runner.dead_letter_at(bad, partition, pending.messages[index][0], pending.keys[index]))
 
     return fold_isolating(restore, lambda writes: runner.store.write(partition, writes),
                           pending.messages, now_s, culprit)

@@ -19,9 +19,7 @@ log = logging.getLogger("lensbridge.worker")
 
 
 def run_worker(settings: Settings) -> int:
-    import faust  # heavy import, only for the worker
-
-    from app.faust.app import build_app
+    from app.faust.app import build_app, run_app  # heavy imports, only for the worker
 
     try:
         slos = load_slo_file(settings.slo_file, settings.window_s)
@@ -50,10 +48,5 @@ def run_worker(settings: Settings) -> int:
     if created:
         log.info("created topics: %s", ", ".join(created))
     app = build_app(settings, metrics, slos=slos, progress=progress)
-    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
-    # At log levels above info Faust installs a terminal spinner and sets the root logger to
-    # DEBUG to spin it on every record: every logger.debug in Faust and aiokafka then builds a
-    # record (15-25 % more CPU per event, docs/BENCH.md). A service has no terminal to spin.
-    worker.spinner = None
-    worker.execute_from_commandline()
+    run_app(app, settings.log_level)
     return 0

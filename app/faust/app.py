@@ -5,36 +5,30 @@ are injected. Agents only move data; the maths is in `app/core`.
 """
 from __future__ import annotations
 
-import asyncio
-import logging
-import os
-import sys
 import time
-from typing import Any, Callable
+from typing import Callable
 
 import faust
-from aiokafka.errors import KafkaError, KafkaTimeoutError
-from faust.types import TP
 
 from agents.joiner import JoinerRunner
 from agents.lens import LensRunner
-from app.faust import backoff as kafka_backoff, memory_store
-from app.observe.health import Progress
-from app.lenses import lenses
-from app.observe.metrics import Metrics
-from app.faust.outbox import SUMMARIES_PARTITION, Outbox
-from app.kafka.client import faust_credentials
-from app.settings import Settings
-from app.faust.store import TableStore
 from app.core import sizes
+from app.faust import backoff as kafka_backoff
+from app.faust import memory_store
+from app.faust.consumer import consumer_ports
+from app.faust.outbox import Outbox
+from app.faust.runtime import joiner_agent, lens_agent, lifecycle
+from app.faust.store import TableStore
+from app.kafka.client import faust_credentials
 from app.kafka.topic_sizes import changelog_topic, producer_max_request_size, record_limits, topic_configs
-
-log = logging.getLogger("lensbridge")
+from app.lenses import lenses
+from app.observe.health import Progress
+from app.observe.metrics import Metrics
+from app.settings import Settings
 
 RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
 MAX_STATE_BYTES = sizes.MAX_STATE_BYTES  # topic limits follow it (app/core/sizes.py)
 PRODUCER_BATCH_BYTES = sizes.PRODUCER_BATCH_BYTES
-SHUTDOWN_SETTLE_S = 8.0  # a drain takes ~1 s; orchestrators give 10 s or more (docs/OPERATIONS.md)
 TABLE_RAW = {"key_type": bytes, "value_type": bytes}  # tables derive the raw codec from the types
 
 
@@ -55,12 +49,9 @@ def _replicas(settings: Settings) -> int:
     return settings.replication_factor
 
 
-def build_app(settings: Settings, metrics: Metrics, clock: Callable[[], float] = time.time,
-              slos: list | None = None, progress: Progress | None = None) -> faust.App:
-    progress = progress or Progress(settings.stall_s, clock)
-    kafka_backoff.install()  # no busy loop (and log flood) while the broker is away
-    app = faust.App(
-        settings.app_id,
+def app_options(settings: Settings) -> dict:
+    """faust.App's options for these settings (besides the app id)."""
+    return dict(
         broker=broker_urls(settings.bootstrap_servers),
         # Faust's memory store, fixed so standby replicas spare a takeover the full changelog replay.
         store=memory_store.register(),
@@ -102,6 +93,13 @@ def build_app(settings: Settings, metrics: Metrics, clock: Callable[[], float] =
         topic_replication_factor=_replicas(settings),
         **_security(settings),
     )
+
+
+def build_app(settings: Settings, metrics: Metrics, clock: Callable[[], float] = time.time,
+              slos: list | None = None, progress: Progress | None = None) -> faust.App:
+    progress = progress or Progress(settings.stall_s, clock)
+    kafka_backoff.install()  # no busy loop (and log flood) while the broker is away
+    app = faust.App(settings.app_id, **app_options(settings))
     lens_by_name = lenses(settings)
     outbox = Outbox(
         summaries=app.topic(settings.topic_summaries, partitions=1, **RAW),
@@ -110,176 +108,35 @@ def build_app(settings: Settings, metrics: Metrics, clock: Callable[[], float] =
         dlq=app.topic(settings.topic_dlq, **RAW),
         limits=record_limits(settings), metrics=metrics, clock=clock,
     )
-    async def seek(topic: str, partition: int, offset: int) -> None:
-        # On the consumer's own thread: Faust's `consumer.seek` calls aiokafka from this one, and
-        # its fetcher, iterating the same buffers on the consumer thread, then crashed with a
-        # KeyError (CI: two-hour crash test; the worker hung in shutdown).
-        await app.consumer.seek_wait({TP(topic, partition): offset})
-
-    async def commit(topic: str, positions: dict[int, int]) -> None:
-        await _commit_positions(app.consumer, topic, positions)
-
+    seek, commit = consumer_ports(app)
+    ports = {"seek": seek, "commit": commit, "rebalances": lambda: app.rebalancing_count, "progress": progress}
     runners = []
     for lens in lens_by_name.values():
-        # A CX slot at its id caps is ~4.8 MB (app/core/lenses/idset.py): over the broker's 1 MB default.
-        changelog = changelog_topic(settings, f"{lens.name}-state")
-        table = app.Table(f"{lens.name}-state", partitions=settings.partitions, **TABLE_RAW,
-                          extra_topic_configs=topic_configs(settings, changelog))  # max.message.bytes
-        runner = LensRunner(lens, settings, TableStore(table), outbox, metrics, clock, seek, commit=commit,
-                            rebalances=lambda: app.rebalancing_count, progress=progress)
-        _lens_agent(app, runner, app.topic(lens.topic, partitions=settings.partitions, **RAW))
+        runner = LensRunner(lens, settings, TableStore(_table(app, settings, f"{lens.name}-state")), outbox,
+                            metrics, clock, **ports)
+        lens_agent(app, runner, app.topic(lens.topic, partitions=settings.partitions, **RAW))
         runners.append(runner)
     # The correlator's state (baselines, incidents): one value of ~10 KB per subject.
-    joiner_table = app.Table("joiner-state", partitions=1, **TABLE_RAW,
-                             extra_topic_configs=topic_configs(settings, changelog_topic(settings, "joiner-state")))
-    joiner = JoinerRunner(lens_by_name, settings, TableStore(joiner_table), outbox, metrics, clock, seek, slos,
-                          commit=commit, rebalances=lambda: app.rebalancing_count, progress=progress)
-    _joiner_agent(app, joiner, app.topic(settings.topic_summaries, partitions=1, **RAW))
-    _lifecycle(app, runners, joiner, metrics)
+    joiner = JoinerRunner(lens_by_name, settings, TableStore(_table(app, settings, "joiner-state", partitions=1)),
+                          outbox, metrics, clock, slos=slos, **ports)
+    joiner_agent(app, joiner, app.topic(settings.topic_summaries, partitions=1, **RAW))
+    lifecycle(app, runners, joiner, metrics)
     return app
 
 
-async def _commit_positions(consumer, topic: str, positions: dict[int, int]) -> None:
-    """Commit `positions` where they are ahead of what this consumer last committed.
-
-    Faust's `_committed_offset` is raised too, so its own commit loop (which commits only
-    offsets above it) never moves the group back below a durable position."""
-    assignment = consumer.assignment()
-    ahead = {}
-    for partition, offset in positions.items():
-        tp = TP(topic, partition)
-        committed = consumer._committed_offset.get(tp)
-        if tp in assignment and (committed is None or committed < offset):
-            ahead[tp] = offset
-    if ahead and await consumer._commit(ahead):
-        for tp, offset in ahead.items():
-            committed = consumer._committed_offset.get(tp)
-            if committed is None or committed < offset:
-                consumer._committed_offset[tp] = offset
+def _table(app: faust.App, settings: Settings, name: str, partitions: int | None = None) -> faust.Table:
+    """A raw changelog-backed table whose changelog takes the largest state value: a CX slot at
+    its id caps is ~4.8 MB (app/core/lenses/idset.py), over the broker's 1 MB default."""
+    changelog = changelog_topic(settings, name)
+    return app.Table(name, partitions=partitions or settings.partitions, **TABLE_RAW,
+                     extra_topic_configs=topic_configs(settings, changelog))  # max.message.bytes
 
 
-def _crash(where: str, settings: Settings | None = None) -> None:
-    # State is durable and unacked input is re-read on restart: dying is the safe way out of an
-    # unexpected failure (a silently stopped agent would stall the stream while /metrics looks fine).
-    hint = crash_hint(sys.exc_info()[1], settings)
-    log.critical("%s failed%s; exiting so the worker restarts from durable state", where, hint, exc_info=True)
-    logging.shutdown()
-    os._exit(70)
-
-
-def crash_hint(exc: BaseException | None, settings: Settings | None) -> str:
-    """Why, for a person: a write that still failed on a retriable Kafka error (connection
-    refused, no leader, timed out) outwaited the outage budget; say which setting that is."""
-    while exc is not None:
-        if isinstance(exc, KafkaTimeoutError) or (isinstance(exc, KafkaError) and exc.retriable):
-            budget = f"={settings.broker_outage_s:g} s" if settings else ""
-            where = f"={settings.bootstrap_servers}" if settings else ""
-            return (f": Kafka did not take a write within LENSBRIDGE_BROKER_OUTAGE_SECONDS{budget} "
-                    f"(last error: {type(exc).__name__}; broker down or unreachable at "
-                    f"KAFKA_BOOTSTRAP_SERVERS{where}); bring it back, or raise "
-                    f"LENSBRIDGE_BROKER_OUTAGE_SECONDS to ride out longer outages")
-        exc = exc.__cause__ or exc.__context__
-    return ""
-
-
-def _lens_agent(app: faust.App, runner: LensRunner, topic: faust.TopicT) -> None:
-    async def lens_agent(stream):
-        manual = stream.noack()
-        async for event in manual.events():
-            try:
-                await runner.on_event(manual, event)
-            except Exception:  # a message cannot raise here (agents/safety.py): Kafka or the state store
-                _crash(f"{runner.lens.name} lens agent", runner.settings)
-
-    app.agent(topic, name=f"lensbridge.{runner.lens.name}")(lens_agent)
-
-    @app.timer(1.0, name=f"lensbridge.{runner.lens.name}.tick")
-    async def tick() -> None:
-        if app.rebalancing or not app.tables.recovery.completed.is_set():
-            return
-        tps = [tp for tp in app.consumer.assignment() if tp.topic == runner.lens.topic]
-        try:
-            # The high watermark the fetcher last saw (no broker round trip: a ListOffsets call
-            # through Faust's consumer thread takes seconds while a fetch is in progress).
-            ends = {tp.partition: app.consumer.highwater(tp) for tp in tps}
-            await runner.tick({tp.partition for tp in tps},
-                              {p: end for p, end in ends.items() if end is not None})
-        except Exception:
-            _crash(f"{runner.lens.name} lens timer", runner.settings)
-
-
-def _joiner_agent(app: faust.App, joiner: JoinerRunner, topic: faust.TopicT) -> None:
-    async def joiner_agent(stream):
-        manual = stream.noack()
-        async for event in manual.events():
-            try:
-                await joiner.on_event(manual, event)
-            except Exception:
-                _crash("joiner agent", joiner.settings)
-
-    app.agent(topic, name="lensbridge.joiner")(joiner_agent)
-
-    @app.timer(1.0, name="lensbridge.joiner.tick")
-    async def tick() -> None:
-        if app.rebalancing or not app.tables.recovery.completed.is_set():
-            return
-        summaries = TP(joiner.settings.topic_summaries, SUMMARIES_PARTITION)
-        try:
-            owned = summaries in app.consumer.assignment()
-            await joiner.tick(app.consumer.highwater(summaries) if owned else None)
-        except Exception:
-            _crash("joiner timer", joiner.settings)
-
-
-def _lifecycle(app: faust.App, runners: list[LensRunner], joiner: JoinerRunner, metrics: Metrics) -> None:
-    @app.on_partitions_revoked.connect
-    async def on_revoked(sender, revoked, **kwargs) -> None:
-        metrics.ready.set(0)
-        metrics.joiner_active.set(0)
-        for runner in runners:
-            runner.forget()
-        joiner.forget()
-
-    @app.on_rebalance_complete.connect
-    async def on_recovered(sender, **kwargs) -> None:
-        # Who owns what, for operators (and the scale-out tests): the summaries partition is
-        # where the joiner runs.
-        assignment = app.consumer.assignment()
-        metrics.joiner_active.set(int(TP(joiner.settings.topic_summaries, 0) in assignment))
-        for runner in runners:
-            metrics.assigned.labels(runner.lens.topic).set(
-                sum(1 for tp in assignment if tp.topic == runner.lens.topic))
-        metrics.ready.set(1)
-
-    @app.on_before_shutdown.connect
-    async def on_shutdown(sender, **kwargs) -> None:
-        # SIGTERM (rolling restart): the fetcher is stopped, the consumer not yet. Fold, checkpoint,
-        # ack and commit what is buffered, so the next owner starts exactly where this worker
-        # stopped. Bounded: after a crash inside Faust the consumer thread may be gone, and a
-        # commit through it would wait forever (CI: a worker hung in shutdown).
-        metrics.ready.set(0)
-        await settle_on_shutdown(runners, joiner, SHUTDOWN_SETTLE_S)
-
-
-async def settle_on_shutdown(runners: list, joiner: Any, timeout_s: float) -> bool:
-    """Drain, ack and commit every runner within `timeout_s`; False if that ran out."""
-    try:
-        await asyncio.wait_for(_settle(runners, joiner), timeout_s)
-        return True
-    except asyncio.TimeoutError:
-        log.warning("shutdown: buffered input not settled within %.1f s; the next owner reads it "
-                    "again from the last commit", timeout_s)
-        return False
-
-
-async def _settle(runners: list, joiner: Any) -> None:
-    for runner in runners:
-        try:
-            await runner.drain()
-        except Exception:  # nothing is acked then: the next owner reads it again
-            log.warning("%s: flush on shutdown failed", runner.lens.name, exc_info=True)
-    try:
-        await joiner.ack_durable()
-        await joiner.commit_durable()
-    except Exception:
-        log.warning("joiner: settling acks on shutdown failed", exc_info=True)
+def run_app(app: faust.App, log_level: str) -> None:
+    """Run the app's worker until it is stopped (SIGTERM, SIGINT)."""
+    worker = faust.Worker(app, loglevel=log_level, quiet=True, redirect_stdouts=False)
+    # At log levels above info Faust installs a terminal spinner and sets the root logger to
+    # DEBUG to spin it on every record: every logger.debug in Faust and aiokafka then builds a
+    # record (15-25 % more CPU per event, docs/BENCH.md). A service has no terminal to spin.
+    worker.spinner = None
+    worker.execute_from_commandline()

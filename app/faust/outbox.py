@@ -24,11 +24,11 @@ from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
 
 from app.core.ingest.deadletter import DLQ_MAX_RECORD_BYTES, MAX_KEY_BYTES, dead_letter_record
 from app.core.ingest.decode import Rejected
+from app.core.joiner_table import SUMMARIES_PARTITION
 from app.core.sizes import REFUSED_PREFIX_BYTES, bound_alert, fits, refused_record
 
 log = logging.getLogger("lensbridge.outbox")
 
-SUMMARIES_PARTITION = 0  # the joiner needs every partial of a window in one place
 SIZE_ERRORS = (MessageSizeTooLargeError, RecordTooLargeError)
 OVER_LIMIT, BROKER_REFUSED = "over_topic_limit", "message_too_large"  # reason labels of records_refused
 

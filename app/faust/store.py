@@ -17,8 +17,9 @@ than letting aiokafka refuse the record inside Faust's producer task.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Iterable
+from typing import Any
 
+from agents.ports import wait_all
 from app.core.sizes import MAX_STATE_BYTES, fits
 
 
@@ -56,10 +57,3 @@ class TableStore:
 
     async def write_and_wait(self, partition: int, writes: dict[str, bytes | None]) -> None:
         await wait_all(self.write(partition, writes))
-
-
-async def wait_all(futures: Iterable[asyncio.Future]) -> None:
-    """Wait for every send; the first failure propagates (input is then not acked)."""
-    pending = list(futures)
-    if pending:
-        await asyncio.gather(*pending)

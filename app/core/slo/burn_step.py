@@ -16,6 +16,8 @@ CX_FIELDS = ("window_start", "sessions", "page_views", "services")  # what the C
 
 
 class BurnStep:
+    LENS = "sre"  # SLOs are judged on this lens's merged windows; the other gives the CX check
+
     def __init__(self, slos: list[Slo], window_s: int, state: dict | None, cx_windows: int = 5):
         cfg = SloConfig(window_s=window_s)
         self.window_s, self.cx_windows = window_s, cx_windows
@@ -36,6 +38,13 @@ class BurnStep:
         except ValueError as exc:
             return (f"SLO engine rejected window {merged.get('window_start')} of "
                     f"{merged.get('subject')}: {exc}")
+        return None
+
+    def on_window(self, merged: dict) -> str | None:
+        """Feed one merged window of either lens; a refusal as a value (None: taken)."""
+        if merged.get("lens") == self.LENS:
+            return self.on_sre_window(merged)
+        self.on_cx_window(merged)
         return None
 
     def on_cx_window(self, merged: dict) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from agents.joiner import LEGACY_CORRELATOR
+from app.core.joiner_table import LEGACY_CORRELATOR
 from app.core.detect import corr_state
 from app.core.detect.correlate import Correlator
 from tests.unit.core.detect.scripted import GAP, MIXED, dumps, script, step

@@ -49,7 +49,7 @@ def test_junk_records_are_dead_lettered_and_good_ones_merged() -> None:
                 offset += 1
         await joiner.ack_durable()
         assert stream.acked == list(range(offset))
-        assert joiner.durable[0] == offset
+        assert joiner.positions.durable[0][0] == offset
         assert [(reason, off, raw) for reason, _, off, raw in outbox.dead_letters] == [
             (reason, 2 * i + 1, value or b"") for i, (value, reason) in enumerate(JUNK)]
         assert joiner.merger.watermarks == {"sre": {0: 100.0 + offset - 2}}

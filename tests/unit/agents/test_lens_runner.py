@@ -66,14 +66,14 @@ def test_rebalance_during_a_tick_seek_does_not_break_the_tick() -> None:
         holder["runner"] = runner
         stream = FakeStream()
         await runner.on_event(stream, request_event(1, 5, T0_S + 1))  # restored at offset -1: expects 0
-        assert runner.guards[1].seeking
+        assert runner.positions.guards[1].seeking
         holder["revoke"] = True
         runner.test_clock.now_s += 1.0  # a seek is repeated after 1 s without progress
         await runner.tick({0, 1}, {0: 0, 1: 6})
-        assert runner.states == {} and runner.guards == {}, "no state reloaded by the stale tick"
+        assert runner.states == {} and runner.positions.guards == {}, "no state reloaded by the stale tick"
         await runner.tick({0, 1}, {0: 0, 1: 6})  # the next tick works on the new assignment
         assert set(runner.states) == {0, 1}
-        assert runner.guards[1].next_offset == 0  # reloaded from the table, not the stale guard
+        assert runner.positions.guards[1].next_offset == 0  # reloaded from the table, not the stale guard
 
     asyncio.run(scenario())
 

@@ -93,7 +93,7 @@ def test_poison_messages_are_dead_lettered_and_the_rest_is_counted(caplog) -> No
             ("processing_error", 3, fold_poison)]
         assert _invalid(registry, "processing_error") == 3
         assert stream.acked == list(range(7)), "acked in order with the rest"
-        assert runner.durable[0][0] == 7, "the durable position passes the poison"
+        assert runner.positions.durable[0][0] == 7, "the durable position passes the poison"
         assert orjson.loads(table.data[meta_key("sre", 0).encode()])["offset"] == 6
         # Offsets 0, 2, 6 on checkout (message 3 contributes nothing, not even its good event).
         assert _requests(table) == 3 and _requests(table, "search") == 1

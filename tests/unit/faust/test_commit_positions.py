@@ -7,7 +7,8 @@ from types import SimpleNamespace
 
 from faust.types import TP
 
-from app.faust.app import _commit_positions, settle_on_shutdown
+from app.faust.consumer import commit_positions as _commit_positions
+from app.faust.runtime import settle_on_shutdown
 
 
 class FakeConsumer:

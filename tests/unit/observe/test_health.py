@@ -11,7 +11,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, MessageSize
 from prometheus_client import CollectorRegistry
 
 from app.core.health import SourceProgress, decide
-from app.faust.app import crash_hint
+from app.faust.runtime import crash_hint
 from app.observe.health import Progress
 from app.observe.metrics import Metrics, serve
 from app.observe.http import probe
