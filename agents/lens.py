@@ -13,7 +13,7 @@ offsets stored with the state skip what a restart hands out again (no double
 count). The group's committed offsets do not rest on Faust's ack bookkeeping
 alone: every `commit_interval_s` the timer commits each partition's durable
 position itself (`commit_durable`). The stream is iterated event by event with
-manual acks: `take()` would ack whole batches on failure (BRIEF section 5).
+manual acks: Faust's `take()` would ack whole batches on failure.
 """
 from __future__ import annotations
 

@@ -1,0 +1,1 @@
+"""Detection: baselines, dips, the correlator's four verdicts, incidents and their state."""

@@ -1,0 +1,1 @@
+"""Input contracts: bytes from a producer -> native events and dead letters, totally."""

@@ -14,6 +14,7 @@ from app.core.sizes import BATCH_OVERHEAD_BYTES, RECORD_TOO_LARGE
 from app.observe.metrics import Metrics
 from app.faust.outbox import BROKER_REFUSED, OVER_LIMIT, Outbox, is_size_error
 from app.faust.store import StateTooLargeError, TableStore
+from tests.fakes import FakeTable
 
 
 class FakeTopic:
@@ -125,20 +126,13 @@ def test_a_dead_letter_is_cut_to_its_topics_limit_and_a_refused_refusal_stops(ca
     asyncio.run(run())
 
 
-class FakeTable:
-    def __init__(self):
-        self.data, self.sent = {}, []
-
-    def send_changelog(self, partition, key, value):
-        self.sent.append(key)
-        return None
-
-
 def test_state_value_over_the_changelog_limit_raises_before_anything_is_written():
-    table = FakeTable()
-    store = TableStore(table, limit=10_000)
-    with pytest.raises(StateTooLargeError, match="'big'.*over the changelog limit of 10000"):
-        store.write(0, {"small": b"1", "big": b"x" * 10_000})
-    assert table.data == {} and table.sent == []
-    store.write(0, {"small": b"1"})
-    assert table.data == {b"small": b"1"}
+    async def run():
+        table = FakeTable()
+        store = TableStore(table, limit=10_000)
+        with pytest.raises(StateTooLargeError, match="'big'.*over the changelog limit of 10000"):
+            store.write(0, {"small": b"1", "big": b"x" * 10_000})
+        assert table.data == {} and table.sent == []
+        store.write(0, {"small": b"1"})
+        assert table.data == {b"small": b"1"} and table.sent == [(0, b"small", b"1")]
+    asyncio.run(run())
