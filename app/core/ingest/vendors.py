@@ -22,6 +22,7 @@ from typing import Any
 from app.core.ingest.events import RUM_TYPES
 from app.core.ingest.fields import expect
 from app.core.ingest.reasons import WRONG_TYPE
+from app.core.numbers import is_number
 
 _NS_PER_MS = 1e6
 _VITAL_KEYS = {"lcp": "LCP", "inp": "INP", "cls": "CLS", "fcp": "FCP", "ttfb": "TTFB"}
@@ -49,7 +50,7 @@ def to_native_rum(obj: dict) -> list[dict]:
     inner = _datadog_api_event(obj)
     if inner is not None:
         date = inner.get("date")
-        ts = float(date) / 1000.0 if _is_number(date) else obj["attributes"].get("timestamp")
+        ts = float(date) / 1000.0 if is_number(date) else obj["attributes"].get("timestamp")
         return _from_datadog(inner, ts)
     if isinstance(obj.get("resourceLogs"), list):
         return _from_otlp_logs(obj)
@@ -57,10 +58,6 @@ def to_native_rum(obj: dict) -> list[dict]:
             isinstance(obj.get(k), list) for k in ("events", "measurements")):
         return _from_faro(obj)
     return [obj]
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def _obj(v: Any) -> dict:
@@ -112,7 +109,7 @@ def _put_str(out: dict, key: str, value: Any) -> None:
 
 def _is_datadog(obj: dict) -> bool:
     return (_str(obj.get("type")) in _DD_TYPES and isinstance(obj.get("session"), dict)
-            and _is_number(obj.get("date")))
+            and is_number(obj.get("date")))
 
 
 def _datadog_api_event(obj: dict) -> dict | None:
@@ -160,18 +157,18 @@ def _from_datadog_view(ev: dict, ts: Any) -> list[dict]:
     view = _obj(ev.get("view"))
     if view.get("is_active") is True:
         return []  # an in-progress update: the final update carries the same view, final vitals
-    if _is_number(view.get("time_spent")) and _is_number(ts):
+    if is_number(view.get("time_spent")) and is_number(ts):
         # `date` is the view start but the final update is sent at the view end: stamp the
         # view end, or every view longer than the grace period would arrive late.
         ts = ts + float(view["time_spent"]) / _NS_PER_MS / 1000.0
     base = _dd_base(ev, ts)
     out = [{**base, "type": "page_view"}]
-    if _is_number(view.get("loading_time")):
+    if is_number(view.get("loading_time")):
         out.append({**base, "type": "interactive",
                     "tti_ms": float(view["loading_time"]) / _NS_PER_MS})
     for field, name in _DD_VITALS.items():
         value = view.get(field)
-        if _is_number(value):
+        if is_number(value):
             value = float(value) if name == "CLS" else float(value) / _NS_PER_MS
             out.append({**base, "type": "web_vital", "name": name, "value": value})
     return out
