@@ -7,9 +7,8 @@ JSON object with that string field, else none. With both files, lines are merged
 `ts` (both files are sorted by time); a line without a readable `ts` goes out as soon
 as it is next in its file.
 
-Reading runs in a thread (the files may be stdin pipes): it merges lines and hands
-them to the event loop in batches through a bounded queue (back-pressure), flushing
-whatever it has before each read that might block, so a slow pipe is not delayed.
+Reading the files (a thread, lines merged by ts) is app/replay_files.py; this module
+sends them: paced, counted, and acknowledged by the broker before `replay` returns.
 """
 from __future__ import annotations
 
@@ -19,91 +18,14 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, NamedTuple, TextIO
+from typing import TYPE_CHECKING, TextIO
 
-import orjson
+from app.replay_files import REQUESTS, RUM, Line, start_reader
 
-from app.core.ingest.timeparse import parse_ts
+if TYPE_CHECKING:
+    from aiokafka import AIOKafkaProducer
 
-REQUESTS, RUM = "requests", "rum"
-KEY_FIELDS = {REQUESTS: "service", RUM: "cohort"}
-READ_CHUNK = 1 << 16
-BATCH_LINES = 500
 MAX_MESSAGE_BYTES = 1_048_576  # the broker's default message.max.bytes, roughly
-
-
-class Line(NamedTuple):
-    source: str  # REQUESTS or RUM
-    value: bytes  # the line's exact bytes without its trailing b"\n"
-    key: bytes | None
-    ts_s: float | None  # None: no readable ts, goes out in file order
-
-
-def key_and_ts(raw: bytes, key_field: str) -> tuple[bytes | None, float | None]:
-    """The Kafka key and event time of one line; (None, None) when it is not a JSON object."""
-    try:
-        obj = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None, None
-    if not isinstance(obj, dict):
-        return None, None
-    key = obj.get(key_field)
-    key_bytes = key.encode() if isinstance(key, str) else None
-    try:
-        ts_s = parse_ts(obj["ts"])
-    except (KeyError, ValueError, TypeError):
-        ts_s = None
-    return key_bytes, ts_s
-
-
-def iter_lines(read: Callable[[int], bytes], before_read: Callable[[], None] = lambda: None
-               ) -> Iterator[bytes]:
-    """Lines of a byte stream without their b"\\n" (a last line without one counts too).
-
-    `read(n)` returns what is available (os.read on a pipe), b"" at the end;
-    `before_read()` runs before each read, which may block.
-    """
-    rest = b""
-    while True:
-        before_read()
-        chunk = read(READ_CHUNK)
-        if not chunk:
-            break
-        parts = (rest + chunk).split(b"\n")
-        rest = parts.pop()
-        yield from parts
-    if rest:
-        yield rest
-
-
-def parse_lines(lines: Iterable[bytes], source: str) -> Iterator[Line]:
-    key_field = KEY_FIELDS[source]
-    for raw in lines:
-        key, ts_s = key_and_ts(raw, key_field)
-        yield Line(source, raw, key, ts_s)
-
-
-def interleave(a: Iterable[Line], b: Iterable[Line]) -> Iterator[Line]:
-    """Merges two time-sorted line streams by ts; ties go to `a`.
-
-    A line without ts is emitted as soon as it heads its stream (file order kept);
-    lazy, so stdin works and memory stays flat.
-    """
-    it_a, it_b = iter(a), iter(b)
-    head_a, head_b = next(it_a, None), next(it_b, None)
-    while head_a is not None or head_b is not None:
-        if head_a is not None and (head_a.ts_s is None or head_b is None):
-            take_a = True
-        elif head_b.ts_s is None or head_a is None:
-            take_a = False
-        else:
-            take_a = head_a.ts_s <= head_b.ts_s
-        if take_a:
-            yield head_a
-            head_a = next(it_a, None)
-        else:
-            yield head_b
-            head_b = next(it_b, None)
 
 
 class Pacer:
@@ -141,74 +63,6 @@ class ReplayTotals:
                 f"{self.elapsed_s:.1f} s, {rate:.0f} msg/s")
 
 
-def _open_fd(path: str) -> tuple[int, bool]:
-    """(fd, close_it) for a path or "-" (stdin)."""
-    if path == "-":
-        return sys.stdin.buffer.fileno(), False
-    return os.open(path, os.O_RDONLY), True
-
-
-class _Stopped(Exception):
-    pass
-
-
-def _start_reader(paths: dict[str, str], loop: asyncio.AbstractEventLoop,
-                  queue: asyncio.Queue, stop: threading.Event) -> threading.Thread:
-    """Thread: merge the files and put batches of Lines on `queue`, then None (or an error).
-
-    Setting `stop` ends the thread at its next put (the sender gave up).
-    """
-
-    def put(item) -> None:  # blocks while the queue is full: back-pressure
-        future = asyncio.run_coroutine_threadsafe(queue.put(item), loop)
-        while True:
-            try:
-                return future.result(timeout=0.2)
-            except TimeoutError:
-                if stop.is_set():
-                    future.cancel()
-                    raise _Stopped from None
-
-    def run() -> None:
-        fds = []
-        batch: list[Line] = []
-
-        def flush() -> None:
-            if batch:
-                put(batch.copy())
-                batch.clear()
-
-        try:
-            streams = []
-            for source, path in paths.items():
-                fd, close_it = _open_fd(path)
-                fds.append((fd, close_it))
-                streams.append(parse_lines(iter_lines(lambda n, fd=fd: os.read(fd, n), flush),
-                                           source))
-            merged = interleave(*streams) if len(streams) == 2 else streams[0]
-            for line in merged:
-                batch.append(line)
-                if len(batch) >= BATCH_LINES:
-                    flush()
-            flush()
-            put(None)
-        except _Stopped:
-            pass
-        except Exception as exc:  # surfaces in the event loop, not lost in the thread
-            try:
-                put(exc)
-            except _Stopped:
-                pass
-        finally:
-            for fd, close_it in fds:
-                if close_it:
-                    os.close(fd)
-
-    thread = threading.Thread(target=run, name="replay-reader", daemon=True)
-    thread.start()
-    return thread
-
-
 async def replay(bootstrap: str, requests_path: str | None, rum_path: str | None,
                  requests_topic: str, rum_topic: str, rate_per_s: float | None,
                  out: TextIO = sys.stderr, security: dict | None = None) -> ReplayTotals:
@@ -216,16 +70,7 @@ async def replay(bootstrap: str, requests_path: str | None, rum_path: str | None
     `security`: aiokafka's security options (app.kafka.client.security_options)."""
     from aiokafka import AIOKafkaProducer
 
-    paths = {s: p for s, p in ((REQUESTS, requests_path), (RUM, rum_path)) if p}
-    if not paths:
-        raise ValueError("replay needs --requests FILE and/or --rum FILE")
-    if list(paths.values()).count("-") > 1:
-        raise ValueError("only one of --requests / --rum can read standard input (-)")
-    for path in paths.values():
-        if path != "-" and (not os.path.exists(path) or os.path.isdir(path)):
-            raise FileNotFoundError(f"replay: no such file: {path}")
-    if rate_per_s is not None and rate_per_s <= 0:
-        raise ValueError(f"--rate must be > 0 events per second, got {rate_per_s}")
+    paths = _checked_paths(requests_path, rum_path, rate_per_s)
     topics = {REQUESTS: requests_topic, RUM: rum_topic}
     totals = ReplayTotals()
     started = time.monotonic()
@@ -237,26 +82,10 @@ async def replay(bootstrap: str, requests_path: str | None, rum_path: str | None
     queue: asyncio.Queue = asyncio.Queue(maxsize=8)
     stop = threading.Event()
     progress = loop.create_task(_progress(totals, started, out))
-    pending: list[tuple[asyncio.Future, str]] = []
     try:
-        _start_reader(paths, loop, queue, stop)
+        start_reader(paths, loop, queue, stop)
         pacer = Pacer(rate_per_s, time.monotonic()) if rate_per_s else None
-        while (batch := await queue.get()) is not None:
-            if isinstance(batch, BaseException):
-                raise batch
-            for line in batch:
-                if pacer and (wait_s := pacer.delay_s(time.monotonic())) > 0.001:
-                    await asyncio.sleep(wait_s)
-                try:
-                    future = await producer.send(topics[line.source], line.value, key=line.key)
-                except Exception as exc:  # e.g. a line larger than the broker accepts
-                    _fail(totals, out, line, exc)
-                    continue
-                pending.append((future, line.source))
-                _count(totals, line)
-            if len(pending) > 10_000:
-                pending = await _settle(pending, totals, out)
-        await _settle(pending, totals, out)
+        await _send_all(producer, queue, topics, pacer, totals, out)
     finally:
         stop.set()
         progress.cancel()
@@ -264,6 +93,45 @@ async def replay(bootstrap: str, requests_path: str | None, rum_path: str | None
         totals.elapsed_s = time.monotonic() - started
     print(f"replay: done: {totals.line()}", file=out, flush=True)
     return totals
+
+
+def _checked_paths(requests_path: str | None, rum_path: str | None,
+                   rate_per_s: float | None) -> dict[str, str]:
+    """source -> path of the files to replay; raises for a request that cannot run."""
+    paths = {s: p for s, p in ((REQUESTS, requests_path), (RUM, rum_path)) if p}
+    if not paths:
+        raise ValueError("replay needs --requests FILE and/or --rum FILE")
+    if list(paths.values()).count("-") > 1:
+        raise ValueError("only one of --requests / --rum can read standard input (-)")
+    for path in paths.values():
+        if path != "-" and (not os.path.exists(path) or os.path.isdir(path)):
+            raise FileNotFoundError(f"replay: no such file: {path}")
+    if rate_per_s is not None and rate_per_s <= 0:
+        raise ValueError(f"--rate must be > 0 events per second, got {rate_per_s}")
+    return paths
+
+
+async def _send_all(producer: AIOKafkaProducer, queue: asyncio.Queue, topics: dict[str, str],
+                    pacer: Pacer | None, totals: ReplayTotals, out: TextIO) -> None:
+    """Sends the reader's batches until its None (raises its error); returns once every
+    send is settled."""
+    pending: list[tuple[asyncio.Future, str]] = []
+    while (batch := await queue.get()) is not None:
+        if isinstance(batch, BaseException):
+            raise batch
+        for line in batch:
+            if pacer and (wait_s := pacer.delay_s(time.monotonic())) > 0.001:
+                await asyncio.sleep(wait_s)
+            try:
+                future = await producer.send(topics[line.source], line.value, key=line.key)
+            except Exception as exc:  # e.g. a line larger than the broker accepts
+                _fail(totals, out, line, exc)
+                continue
+            pending.append((future, line.source))
+            _count(totals, line)
+        if len(pending) > 10_000:
+            pending = await _settle(pending, totals, out)
+    await _settle(pending, totals, out)
 
 
 def _count(totals: ReplayTotals, line: Line) -> None:

@@ -15,7 +15,8 @@ from typing import Awaitable, Callable, Iterable
 import orjson
 
 from app.simulate.generate import aligned_start, generate, generate_lists, merge_sorted
-from app.simulate.scenario import Scenario, ScenarioError, load_scenario, parse_scenario
+from app.simulate.scenario import Scenario, ScenarioError
+from app.simulate.scenario_load import load_scenario, parse_scenario
 from app.simulate.truth import (AVAILABILITY_ERROR_RATIO, SLICE_S, cx_truth,
                                 expected_verdicts, sre_truth)
 

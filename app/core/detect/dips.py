@@ -21,6 +21,7 @@ from typing import Any
 
 from app.core.detect import stats
 from app.core.detect.stats import Baseline
+from app.core.numbers import is_finite_number, is_number
 
 SRE = "sre"
 CX = "cx"
@@ -154,13 +155,11 @@ def _cx_record(m: dict) -> dict:
 
 
 def _num(v: Any) -> float | None:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        return None
-    return float(v)
+    return float(v) if is_finite_number(v) else None
 
 
 def _count(v: Any) -> int:
-    return int(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 else 0
+    return int(v) if is_number(v) and v > 0 else 0
 
 
 def _present(values: dict) -> dict:

@@ -20,7 +20,6 @@ a session (or view) whose events land in k partitions is counted once per partit
 by at most a factor k <= min(partitions, its events); a split view can count as both
 abandoned and complete. See docs/VENDORS.md (producers).
 """
-import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -30,6 +29,7 @@ from app.core.lenses.cx_merge import (DEFAULT_TTI_QUANTILES, DEFAULT_VITAL_QUANT
 from app.core.lenses.digest import DEFAULT_COMPRESSION, StoredDigest
 from app.core.ingest.events import FRUSTRATION_TYPES, RumEvent
 from app.core.lenses.idset import MAX_SLOT_IDS, MAX_SLOT_PAIRS, id_hash, pack, pack_marks, unpack, unpack_marks
+from app.core.numbers import is_finite_number
 
 LENS = "cx"
 SCHEMA_VERSION = 2  # of the partial (schemas/cx-partial.schema.json): 2 = binary digests
@@ -224,11 +224,7 @@ class CxAccumulator:
 def _check(ev: RumEvent, window_start_s: int) -> None:
     if ev.ts_s < window_start_s:
         raise ValueError(f"event at {ev.ts_s} before window start {window_start_s}")
-    if ev.type == "interactive" and not _finite(ev.tti_ms):
+    if ev.type == "interactive" and not is_finite_number(ev.tti_ms):
         raise ValueError(f"interactive event without a finite tti_ms: {ev.tti_ms!r}")
-    if ev.type == "web_vital" and (not isinstance(ev.name, str) or not _finite(ev.value)):
+    if ev.type == "web_vital" and (not isinstance(ev.name, str) or not is_finite_number(ev.value)):
         raise ValueError(f"web_vital event needs a name and a finite value: {ev!r}")
-
-
-def _finite(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)

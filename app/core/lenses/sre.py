@@ -9,6 +9,8 @@ a slice's up/down verdict depends on all its traffic, not on one partition's sha
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from fastdigest import TDigest
+
 from app.core.lenses.digest import (
     DEFAULT_COMPRESSION,
     StoredDigest,
@@ -223,31 +225,12 @@ def merge_sre_partials(
     two partials of one partition (the joiner keeps one per partition: re-sent partials
     after a crash are byte-identical and must not count twice).
     """
-    if not partials:
-        raise ValueError("no partials to merge")
-    identity = tuple(partials[0].get(k) for k in _IDENTITY)
-    for p in partials:
-        try:
-            _check_partial(p, identity)
-        except (KeyError, TypeError, AttributeError) as exc:
-            raise ValueError(f"malformed SRE partial: {exc!r}") from exc
-    # Fixed merge order: digest merging is order-sensitive in its last bits, and the merged
-    # window must not depend on the order partials arrived in.
-    ordered = sorted(partials, key=lambda p: p["partition"])
+    identity, ordered = _checked_in_order(partials)
     partitions = [p["partition"] for p in ordered]
-    if len(set(partitions)) != len(partitions):
-        raise ValueError(f"more than one partial for a partition: {partitions}")
-
     requests = sum(p["requests"] for p in ordered)
     errors = sum(p["errors"] for p in ordered)
     slices_up, with_traffic = _slice_verdicts(ordered, slice_error_ratio)
-    digest = new_digest(compression)
-    for p in ordered:
-        part = digest_from_any(p["latency_ms_digest"])
-        if part.n_values != p["requests"]:
-            raise ValueError(
-                f"partition {p['partition']}: digest holds {part.n_values} values, requests {p['requests']}")
-        digest.merge_inplace(part)
+    digest = _merged_digest(ordered, compression)
     lens, subject, window_start, window_end = identity
     return {
         "lens": lens,
@@ -264,3 +247,34 @@ def merge_sre_partials(
         "latency_ms": digest_quantiles(digest, quantiles),
         "latency_ms_digest": digest_to_wire(digest),
     }
+
+
+def _checked_in_order(partials: Sequence[Mapping[str, Any]]) -> tuple[tuple, list]:
+    """(the window's identity, the partials by partition), once every partial is checked."""
+    if not partials:
+        raise ValueError("no partials to merge")
+    identity = tuple(partials[0].get(k) for k in _IDENTITY)
+    for p in partials:
+        try:
+            _check_partial(p, identity)
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"malformed SRE partial: {exc!r}") from exc
+    # Fixed merge order: digest merging is order-sensitive in its last bits, and the merged
+    # window must not depend on the order partials arrived in.
+    ordered = sorted(partials, key=lambda p: p["partition"])
+    partitions = [p["partition"] for p in ordered]
+    if len(set(partitions)) != len(partitions):
+        raise ValueError(f"more than one partial for a partition: {partitions}")
+    return identity, ordered
+
+
+def _merged_digest(ordered: list, compression: int) -> TDigest:
+    """The partials' latency digests merged, each checked to hold its partial's requests."""
+    digest = new_digest(compression)
+    for p in ordered:
+        part = digest_from_any(p["latency_ms_digest"])
+        if part.n_values != p["requests"]:
+            raise ValueError(
+                f"partition {p['partition']}: digest holds {part.n_values} values, requests {p['requests']}")
+        digest.merge_inplace(part)
+    return digest

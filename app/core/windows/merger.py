@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Collection
 
+from app.core.windows.windows import NO_WATERMARK
+
 Key = tuple[str, str, int]  # (lens, subject, window_start)
 
 
@@ -43,11 +45,11 @@ class WindowMerger:
             if record.get("watermark") is None:
                 return False
             marks = self.watermarks.setdefault(lens, {})
-            if record["watermark"] <= marks.get(record["partition"], float("-inf")):
+            if record["watermark"] <= marks.get(record["partition"], NO_WATERMARK):
                 return False
             marks[record["partition"]] = record["watermark"]
             return True
-        if record["window_end"] <= self.released_until.get(lens, float("-inf")):
+        if record["window_end"] <= self.released_until.get(lens, NO_WATERMARK):
             self.ignored_resends += 1
             return False
         key = (lens, record["subject"], record["window_start"])
@@ -73,7 +75,7 @@ class WindowMerger:
                 parts = self.pending.pop(key)
                 out.append(Released(lens, key[1], key[2], [parts[p] for p in sorted(parts)]))
             floor_end = (until // self.window_s) * self.window_s
-            if floor_end > self.released_until.get(lens, float("-inf")):
+            if floor_end > self.released_until.get(lens, NO_WATERMARK):
                 self.released_until[lens] = floor_end
         return out
 

@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable, Protocol, Sequence
 
 import orjson
 
-from app.core.windows.windows import PartitionWatermark, WindowSpec, windows_to_force
+from app.core.windows.windows import NO_WATERMARK, PartitionWatermark, WindowSpec, windows_to_force
 
 OVERFLOW_SUBJECT = "_other"  # real subjects starting with "_" are escaped (`PartitionState._admit`)
 NO_OFFSET = -1
@@ -226,7 +226,7 @@ class PartitionState:
         wm = self.watermark.watermark_s
         return (f"{self.lens.name}|_watermark|{self.partition}", {
             "lens": self.lens.name, "type": "watermark", "partition": self.partition,
-            "partitions": partitions, "watermark": None if wm == float("-inf") else wm,
+            "partitions": partitions, "watermark": None if wm == NO_WATERMARK else wm,
         })
 
     @property
