@@ -20,7 +20,7 @@ from app.core.health import Health
 from app.observe.http import handler
 
 from app.core.lenses.digest import quantile_key
-from app.observe.labels import OVERFLOW_LABEL, LabelLimiter, label_value  # noqa: F401 (re-exported)
+from app.observe.labels import LabelLimiter
 from app.observe.quantile import WindowSummary
 
 class Metrics:

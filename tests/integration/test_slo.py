@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 from tests.integration.scenario_run import TIMING, windows_done
-from tests.integration.scenario_run import START_S, read_alerts, simulate_scenario
+from tests.integration.scenario_run import read_alerts, simulate_scenario
 from tests.integration.worker_proc import ROOT, WorkerProcess, lens_env, replay
 
 import orjson

@@ -1,11 +1,9 @@
 """`lensbridge simulate`: determinism, input contracts, exact truth, incidents that bite."""
 import asyncio
-import copy
 import json
 import math
 import time
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 import orjson

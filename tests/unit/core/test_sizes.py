@@ -1,7 +1,6 @@
 """Record size bounds per topic (app/core/sizes.py, app/kafka/topic_sizes.py), measured on real
 accumulators at the caps, and the start check's error text."""
 import json
-import pathlib
 import random
 from types import SimpleNamespace
 

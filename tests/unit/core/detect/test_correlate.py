@@ -6,7 +6,6 @@ an incident is a set of overrides for some windows of one subject.
 """
 import json
 import math
-import pathlib
 
 import numpy as np
 import orjson
@@ -18,7 +17,7 @@ from app.core.detect.dips import DetectionConfig
 from app.core.detect.incidents import alert_id
 from app.core.detect.stats import pearson
 from tests.paths import ROOT
-from tests.unit.core.detect.scripted import (W, T0, NOISE, GAP, SERVICES, COHORTS, CHECKOUT_SLOW, WEB_FRUSTRATED, MIXED, ws, sre_window, cx_window, script, run, run_lens_first, brief, firing_at, by_subject, dumps)
+from tests.unit.core.detect.scripted import (W, GAP, SERVICES, CHECKOUT_SLOW, WEB_FRUSTRATED, MIXED, ws, sre_window, cx_window, script, run, run_lens_first, brief, firing_at, by_subject, dumps)
 
 SCHEMA = json.loads((ROOT / "schemas"
                      / "alert.schema.json").read_text())

@@ -1,7 +1,6 @@
 """Dead letters sized by their cause: element bytes, a bounded count per message, truncation."""
 import hashlib
 import json
-import pathlib
 import random
 
 import orjson

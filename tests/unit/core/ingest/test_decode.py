@@ -2,7 +2,6 @@
 import calendar
 import importlib.util
 import json
-import pathlib
 import re
 
 import orjson

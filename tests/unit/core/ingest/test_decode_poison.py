@@ -2,7 +2,6 @@
 stop the consumer group); each now gives events and dead letters with a reason. Also the
 caps: subject names (LENSBRIDGE_MAX_SUBJECT_CHARS) and latencies (LENSBRIDGE_MAX_LATENCY_MS)."""
 import json
-import pathlib
 
 import orjson
 import pytest

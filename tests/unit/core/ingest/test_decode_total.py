@@ -10,7 +10,6 @@ are still decoded. Deterministic (`derandomize`, no example database); about 21,
 examples in all.
 """
 import json
-import pathlib
 from collections import Counter
 
 import orjson

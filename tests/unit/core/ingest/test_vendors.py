@@ -1,7 +1,6 @@
 """Vendor mappings on sample payloads written from the vendors' published formats
 (schemas/examples/vendors/; sources in docs/VENDORS.md)."""
 import json
-import pathlib
 
 import jsonschema
 import orjson

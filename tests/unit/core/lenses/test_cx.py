@@ -1,5 +1,4 @@
 import json
-import pathlib
 
 import jsonschema
 import numpy as np

@@ -1,7 +1,6 @@
 import base64
 import itertools
 import json
-import pathlib
 
 import jsonschema
 import numpy as np

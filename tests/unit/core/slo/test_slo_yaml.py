@@ -1,6 +1,5 @@
 """SLO files: the example loads, Sloth / OpenSLO habits work, and every bad line is named
 with its line number and the reason."""
-import pathlib
 import textwrap
 
 import pytest
