@@ -3,7 +3,8 @@
 Queries are parsed with a real PromQL parser (promql-parser, the Rust parser's Python binding), not
 regular expressions, so functions, keywords and label names are never mistaken for metrics."""
 from __future__ import annotations
-from tests.deploy.promql import exported_metrics, substitute, metric_names, grouping_labels, variable_expr
+
+from tests.deploy.promql import exported_metrics, grouping_labels, metric_names, substitute, variable_expr
 
 
 def test_metric_names_come_from_selectors_only():

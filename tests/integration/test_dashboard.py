@@ -17,6 +17,7 @@ from tests.deploy import promql
 from tests.integration.dashboard_data import TIMING, write_incident_traffic
 from tests.integration.worker_proc import WorkerProcess, lens_env, replay
 
+
 def samples(text: str) -> list[tuple[str, dict]]:
     return [(s.name, s.labels) for family in text_string_to_metric_families(text) for s in family.samples]
 

@@ -10,9 +10,9 @@ from collections import Counter
 import orjson
 
 from app.core.ingest.deadletter import raw_bytes
+from tests.integration.cx_data import merged_cx_windows
 from tests.integration.poison_data import COHORTS, SERVICES, Poison, page_view, poisons, request
 from tests.integration.sre_data import merged_sre_windows
-from tests.integration.cx_data import merged_cx_windows
 from tests.integration.worker_proc import WorkerProcess, lens_env
 
 WINDOW_S = 10

@@ -24,10 +24,10 @@ from tests.integration.cluster import Cluster, group_lag, recovery_reads
 from tests.integration.cx_data import compare as cx_compare
 from tests.integration.cx_data import merged_cx_windows, write_rum
 from tests.integration.cx_data import truths as cx_truths
+from tests.integration.scenario_run import score, simulate_scenario
 from tests.integration.sre_data import compare as sre_compare
 from tests.integration.sre_data import merged_sre_windows, write_requests
 from tests.integration.sre_data import truths as sre_truths
-from tests.integration.scenario_run import score, simulate_scenario
 from tests.integration.worker_proc import lens_env, replay
 
 WINDOW_S, SLICE_S = 20, 5

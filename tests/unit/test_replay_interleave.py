@@ -1,7 +1,7 @@
 """replay's pure parts: line splitting, key and ts extraction, merge by ts, pacing."""
 import io
 
-from app.replay import RUM, REQUESTS, Line, Pacer, interleave, iter_lines, key_and_ts, parse_lines
+from app.replay import REQUESTS, RUM, Line, Pacer, interleave, iter_lines, key_and_ts, parse_lines
 
 
 def lines(source, *ts_values):

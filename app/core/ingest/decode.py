@@ -20,14 +20,39 @@ from typing import NamedTuple
 import orjson
 
 from app.core.ingest.events import RequestEvent, RumEvent
-from app.core.ingest.fields import (DEFAULT_MAX_LATENCY_MS, DEFAULT_MAX_SUBJECT_CHARS, LATENCY_CAP, MAX_ERROR_CHARS, Invalid, check_optional_str, expect,
-                             number, require, subject, timestamp)
-from app.core.ingest.reasons import (BAD_TIMESTAMP, EMPTY, FUTURE_TIMESTAMP, LATE, MISSING_FIELD,
-                              NOT_JSON, NOT_OBJECT, NOT_UTF8, OUT_OF_RANGE, OVERSIZE,
-                              PROCESSING_ERROR, REASONS, RECORD_TOO_LARGE, UNKNOWN_TYPE, WRONG_TYPE)
+from app.core.ingest.fields import (
+    DEFAULT_MAX_LATENCY_MS,
+    DEFAULT_MAX_SUBJECT_CHARS,
+    LATENCY_CAP,
+    MAX_ERROR_CHARS,
+    Invalid,
+    check_optional_str,
+    expect,
+    number,
+    require,
+    subject,
+    timestamp,
+)
 from app.core.ingest.framing import sized
-from app.core.ingest.rum_event import MAX_CLS, rum_event
+from app.core.ingest.reasons import (
+    BAD_TIMESTAMP,
+    EMPTY,
+    FUTURE_TIMESTAMP,
+    LATE,
+    MISSING_FIELD,
+    NOT_JSON,
+    NOT_OBJECT,
+    NOT_UTF8,
+    OUT_OF_RANGE,
+    OVERSIZE,
+    PROCESSING_ERROR,
+    REASONS,
+    RECORD_TOO_LARGE,
+    UNKNOWN_TYPE,
+    WRONG_TYPE,
+)
 from app.core.ingest.render import raised_at
+from app.core.ingest.rum_event import MAX_CLS, rum_event
 from app.core.ingest.timeparse import parse_ts, show_value
 from app.core.ingest.vendors import to_native_rum
 

@@ -5,9 +5,9 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from app.core.ingest.events import FRUSTRATION_TYPES
 from app.core.lenses.digest import DEFAULT_COMPRESSION, digest_to_wire, merge_wire, quantile_key
 from app.core.lenses.digest import quantiles as digest_quantiles
-from app.core.ingest.events import FRUSTRATION_TYPES
 
 LENS = "cx"
 

@@ -16,11 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.core.slo.alerts import KIND, attach_impact, slo_alert_id
-from app.core.slo.sli import bad_events
-from app.core.slo.spec import (WORKBOOK_WINDOWS, BurnWindow, Slo, SloConfigError,
-                               duration_text)
-from app.core.slo.track import SloConfig, SloTracker
 from app.core.slo.loader import load_slos
+from app.core.slo.sli import bad_events
+from app.core.slo.spec import WORKBOOK_WINDOWS, BurnWindow, Slo, SloConfigError, duration_text
+from app.core.slo.track import SloConfig, SloTracker
 
 __all__ = ["KIND", "WORKBOOK_WINDOWS", "BurnWindow", "Slo", "SloConfig", "SloConfigError",
            "SloEngine", "SloGauges", "attach_impact", "load_slos", "slo_alert_id"]

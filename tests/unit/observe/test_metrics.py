@@ -3,8 +3,8 @@ import hashlib
 
 from prometheus_client import CollectorRegistry
 
-from app.core.lenses.cx import CxAccumulator, merge_cx_partials, rolling_cx
 from app.core.ingest.events import RequestEvent, RumEvent
+from app.core.lenses.cx import CxAccumulator, merge_cx_partials, rolling_cx
 from app.core.lenses.sre import SreAccumulator, merge_sre_partials
 from app.core.windows.partition import LensSpec, PartitionState
 from app.core.windows.windows import PartitionWatermark, WindowSpec

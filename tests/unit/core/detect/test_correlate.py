@@ -17,7 +17,24 @@ from app.core.detect.dips import DetectionConfig
 from app.core.detect.incidents import alert_id
 from app.core.detect.stats import pearson
 from tests.paths import ROOT
-from tests.unit.core.detect.scripted import (W, GAP, SERVICES, CHECKOUT_SLOW, WEB_FRUSTRATED, MIXED, ws, sre_window, cx_window, script, run, run_lens_first, brief, firing_at, by_subject, dumps)
+from tests.unit.core.detect.scripted import (
+    CHECKOUT_SLOW,
+    GAP,
+    MIXED,
+    SERVICES,
+    WEB_FRUSTRATED,
+    W,
+    brief,
+    by_subject,
+    cx_window,
+    dumps,
+    firing_at,
+    run,
+    run_lens_first,
+    script,
+    sre_window,
+    ws,
+)
 
 SCHEMA = json.loads((ROOT / "schemas"
                      / "alert.schema.json").read_text())

@@ -6,8 +6,8 @@ import json
 import orjson
 import pytest
 
-from app.core.ingest.decode import MAX_ERROR_CHARS, DecodeLimits, decode_requests, decode_rum
 from app.config import decode_limits
+from app.core.ingest.decode import MAX_ERROR_CHARS, DecodeLimits, decode_requests, decode_rum
 from app.settings import Settings, SettingsError
 from tests.paths import ROOT
 

@@ -16,12 +16,19 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.core.ingest.decode import (MAX_CLS, MAX_ERROR_CHARS, PROCESSING_ERROR, REASONS, DecodeLimits,
-                             decode_requests, decode_rum)
+from app.core.ingest.decode import (
+    MAX_CLS,
+    MAX_ERROR_CHARS,
+    PROCESSING_ERROR,
+    REASONS,
+    DecodeLimits,
+    decode_requests,
+    decode_rum,
+)
 from app.core.ingest.events import RUM_TYPES, RequestEvent, RumEvent
+from app.core.ingest.fields import Invalid
 from app.core.ingest.render import MAX_SHOWN_CHARS, show_value
 from app.core.ingest.timeparse import parse_ts
-from app.core.ingest.fields import Invalid
 from app.core.ingest.vendors import to_native_rum
 from tests.paths import ROOT
 

@@ -8,8 +8,8 @@ import orjson
 import pytest
 import tdigest
 
-from app.core.lenses.digest import digest_from_any, digest_from_wire, new_digest
 from app.core.ingest.events import RequestEvent
+from app.core.lenses.digest import digest_from_any, digest_from_wire, new_digest
 from app.core.lenses.sre import (
     SreAccumulator,
     merge_sre_partials,
