@@ -196,7 +196,7 @@ def test_existing_dead_letter_topic_too_small_stops_the_start(kafka_bootstrap, u
         code = worker.proc.wait(timeout=90)
     except subprocess.TimeoutExpired:
         worker.kill()
-        raise AssertionError(f"worker did not stop on a too-small {dlq}; log:\n{worker.log_tail()}")
+        raise AssertionError(f"worker did not stop on a too-small {dlq}; log:\n{worker.log_tail()}") from None
     log = worker.log_tail(200)
     assert code == 2, log
     needed = record_limits(Settings.from_env(env))[dlq]

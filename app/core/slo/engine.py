@@ -80,7 +80,7 @@ class SloEngine:
         # Every SLO's bad events first: a malformed digest then changes nothing at all.
         bad = [bad_events(merged, t.slo) for t in fresh]
         alerts: list[dict] = []
-        for tracker, n in zip(fresh, bad):
+        for tracker, n in zip(fresh, bad, strict=True):
             alerts += tracker.observe(window_start, requests, n)
         return alerts
 

@@ -361,7 +361,7 @@ def _noisy_sre(rng, service, i, requests, slower):
     errors = int(rng.binomial(requests, 0.01))
     slices = [int(v) for v in rng.multinomial(requests, [1 / 6] * 6)]
     bad = [int(rng.binomial(n, 0.01)) for n in slices]
-    up = sum(1 for n, e in zip(slices, bad) if n and e / n <= 0.05)
+    up = sum(1 for n, e in zip(slices, bad, strict=True) if n and e / n <= 0.05)
     with_traffic = sum(1 for n in slices if n)
     p50, p95, p99 = np.quantile(latency, [0.5, 0.95, 0.99])
     return {"lens": "sre", "subject": service, "window_start": ws(i), "window_end": ws(i) + W,

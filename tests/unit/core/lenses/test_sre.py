@@ -289,7 +289,7 @@ def test_merge_hand_computed(three_partials):
     values = [c["m"] for p in three_partials
               for c in digest_from_any(p["latency_ms_digest"]).to_dict()["centroids"]]
     assert merged["latency_ms"] == pytest.approx(
-        dict(zip(("p50", "p95", "p99"), np.quantile(values, [0.5, 0.95, 0.99]))))
+        dict(zip(("p50", "p95", "p99"), np.quantile(values, [0.5, 0.95, 0.99]), strict=True)))
     assert merged["latency_ms_digest"]["n_values"] == 109
 
 
