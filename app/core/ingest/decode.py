@@ -81,7 +81,7 @@ class Rejected(NamedTuple):
     reason: str
     error: str
     raw: bytes
-    index: int | None = None
+    index: int | None = None  # type: ignore[assignment]  # shadows tuple.index(), unused on a Rejected
     framing: str = SINGLE
     summary: dict | None = None
 
@@ -111,10 +111,10 @@ def decode_requests(
     if type(framed) is dict:  # one object: skip the element bookkeeping
         try:
             return [_request_event(framed, now_s, max_ts_s, max_chars, max_ms)], []
-        except Invalid as exc:
-            return [], [Rejected(exc.reason, exc.error, raw)]
+        except Invalid as exc:  # `raw or b""`: a dict was parsed from raw, so raw is bytes
+            return [], [Rejected(exc.reason, exc.error, raw or b"")]
         except Exception as exc:  # noqa: BLE001 - a decoder bug costs this element, not the stream
-            return [], [Rejected(PROCESSING_ERROR, _bug(exc), raw)]
+            return [], [Rejected(PROCESSING_ERROR, _bug(exc), raw or b"")]
     elements, rejected = framed
     events = []
     for obj, index, framing, elem_raw in elements:
