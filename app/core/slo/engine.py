@@ -144,8 +144,7 @@ def _check_window(merged: Mapping[str, Any], window_s: int) -> tuple[str, int, i
     service, start = merged.get("subject"), merged.get("window_start")
     if not isinstance(service, str) or not service:
         raise ValueError("merged window without a subject")
-    aligned = isinstance(start, int) and start % window_s == 0
-    if not aligned or merged.get("window_end") != start + window_s:
+    if not isinstance(start, int) or start % window_s != 0 or merged.get("window_end") != start + window_s:
         raise ValueError(f"window {start}..{merged.get('window_end')} is not an epoch-aligned "
                          f"{window_s} s window")
     requests, errors = merged.get("requests"), merged.get("errors")
