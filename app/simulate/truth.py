@@ -11,7 +11,8 @@ import math
 from collections import defaultdict
 from typing import Iterable
 
-from app.simulate.scenario import FRUSTRATION_TYPES, Incident, Scenario
+from app.core.ingest.events import FRUSTRATION_TYPES
+from app.simulate.scenario import Incident, Scenario
 
 SLICE_S = 10  # availability slice (LENSBRIDGE_AVAILABILITY_SLICE_SECONDS default)
 AVAILABILITY_ERROR_RATIO = 0.05  # a slice is up when its error ratio is at most this

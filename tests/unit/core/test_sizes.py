@@ -8,7 +8,7 @@ import orjson
 from jsonschema import Draft202012Validator
 
 from app.core.ingest.deadletter import dead_letter_record
-from app.core.ingest.decode import ARRAY, REASONS, Rejected
+from app.core.ingest.decode import ARRAY, REASONS, RECORD_TOO_LARGE, Rejected
 from app.core.ingest.events import WEB_VITALS, RequestEvent, RumEvent
 from app.core.lenses import cx, sre
 from app.core.sizes import (
@@ -16,7 +16,6 @@ from app.core.sizes import (
     MAX_ALERT_LIST_ITEMS,
     MAX_STATE_BYTES,
     MAX_SUBJECT_CHARS,
-    RECORD_TOO_LARGE,
     REFUSED_PREFIX_BYTES,
     bound_alert,
     cx_partial_bytes,
