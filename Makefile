@@ -19,7 +19,7 @@ KAFKA_DATA_DIR ?=
 KAFKA_BOOTSTRAP_SERVERS ?= 127.0.0.1:$(KAFKA_PORT)
 export KAFKA_PORT KAFKA_CONTROLLER_PORT KAFKA_DATA_DIR KAFKA_BOOTSTRAP_SERVERS
 
-.PHONY: help install kafka kafka-stop kafka-sasl kafka-sasl-stop test test-unit run bench
+.PHONY: help install kafka kafka-stop kafka-sasl kafka-sasl-stop lint test test-unit run bench
 
 help: ## list the targets
 	@awk -F':.*## ' '/^[a-z-]+:.*## / { printf "  %-11s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
@@ -44,13 +44,18 @@ kafka-sasl: ## start the second local broker, SASL_SSL (SCRAM-SHA-512, test CA) 
 kafka-sasl-stop: ## stop the SASL_SSL broker started by `make kafka-sasl`
 	@scripts/kafka-sasl.sh stop
 
+# ruff and mypy read their settings (rules, the files mypy checks) from pyproject.toml.
+lint: install ## ruff check (pyflakes, isort, bugbear, private members) and mypy on the core, settings and observe
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
 test-unit: install ## unit tests only (no broker)
 	@scripts/install-tools.sh
 	$(PY) -m pytest tests/unit tests/deploy tests/bench -q -rs
 
 # Fails when the integration tests did not run: none collected, or any skipped.
 # kafka-sasl: tests/integration/test_sasl_ssl.py runs against it (its fixture would start it too).
-test: install kafka kafka-sasl ## unit + integration tests against the real brokers; fails if integration tests were skipped
+test: install lint kafka kafka-sasl ## lint, then unit + integration tests against the real brokers; fails if integration tests were skipped
 	@scripts/install-tools.sh
 	@mkdir -p $(dir $(JUNIT))
 	$(PY) -m pytest tests/unit tests/deploy tests/bench tests/integration -q -rs --junitxml=$(JUNIT)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 from app.core.ingest.fields import DEFAULT_MAX_LATENCY_MS, DEFAULT_MAX_SUBJECT_CHARS
 from app.core.lenses.sre import parse_error_statuses
@@ -230,7 +230,7 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
         env = os.environ if env is None else env
-        values = {}
+        values: dict[str, Any] = {}  # each field's parser in _ENV gives that field's type
         for field, (variable, parse) in _ENV.items():
             if variable in env:
                 values[field] = parse(variable, env[variable])
@@ -286,7 +286,7 @@ class Settings:
             raise SettingsError("KAFKA_SSL_KEYFILE is set without KAFKA_SSL_CERTFILE; set both for a client "
                                 "certificate, or neither")
 
-    def replace(self, **changes) -> "Settings":
+    def replace(self, **changes: Any) -> "Settings":
         return dataclasses.replace(self, **changes)
 
 

@@ -10,10 +10,10 @@ from prometheus_client import CollectorRegistry
 from app.config import load_slo_file
 from app.core.slo.engine import SloConfigError
 from app.kafka.client import explain_failure
+from app.kafka.topics import TopicLayoutError, ensure_topics, with_replication_factor
 from app.observe.health import Progress
 from app.observe.metrics import Metrics, serve
 from app.settings import Settings
-from app.kafka.topics import TopicLayoutError, ensure_topics, with_replication_factor
 
 log = logging.getLogger("lensbridge.worker")
 

@@ -187,8 +187,8 @@ def run_profiles(ds, kafka: dict, prefix: str, work: Path, out_dir: Path, keep: 
     from app.bench.rows import run_lensbridge
 
     profiles = {}
-    for key, framing, topic, total in (("1", "single", ds.single, ds.events),
-                                       ("2a", "array", ds.array, ds.batched_events)):
+    for key, _framing, topic, total in (("1", "single", ds.single, ds.events),
+                                        ("2a", "array", ds.array, ds.batched_events)):
         raw = out_dir / f"profile-row{key}.txt"
         if shutil.which("py-spy", path=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}") is None:
             return {"error": "py-spy is not installed (pip install py-spy)"}

@@ -32,9 +32,9 @@ def _messages(events: int, framing: str, batch: int) -> list[bytes]:
 
 
 def run(events: int, framing: str, batch: int = 100) -> dict:
+    from app.config import window_spec
     from app.core.windows.partition import PartitionState
     from app.core.windows.windows import PartitionWatermark
-    from app.config import window_spec
     from app.lenses import sre_lens
     from app.settings import Settings
 

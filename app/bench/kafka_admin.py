@@ -65,7 +65,8 @@ async def end_offsets(kafka: dict, topic: str) -> dict[int, int]:
     try:
         parts = consumer.partitions_for_topic(topic) or set()
         if not parts:
-            await consumer._client.force_metadata_update()  # the topic may be new to this client
+            # the topic may be new to this client; aiokafka has no public metadata refresh
+            await consumer._client.force_metadata_update()  # noqa: SLF001
             parts = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in sorted(parts)]
         ends = await consumer.end_offsets(tps) if tps else {}
@@ -80,7 +81,7 @@ async def read_all(kafka: dict, topic: str, timeout_s: float = 60.0) -> list:
                                 auto_offset_reset="earliest")
     await consumer.start()
     try:
-        await consumer._client.force_metadata_update()
+        await consumer._client.force_metadata_update()  # noqa: SLF001 - aiokafka has no public refresh
         tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         if not tps:
             return []

@@ -79,10 +79,10 @@ def _cx_events(cohorts: int, windows: int, sessions: int, rng: random.Random):
 
 
 def _build(lens_name: str, subjects: int, windows: int, per_slot: int, measure) -> dict:
+    from app.config import window_spec
     from app.core.lenses.digest import digest_from_any
     from app.core.windows.partition import PartitionState
     from app.core.windows.windows import PartitionWatermark
-    from app.config import window_spec
     from app.lenses import lenses
     from app.settings import Settings
 

@@ -168,7 +168,7 @@ def run_baseline(module: str, args: list[str], log_path: Path, timeout_s: float)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.communicate()
-            raise TimeoutError(f"{module} did not finish in {timeout_s} s; log: {log_path}")
+            raise TimeoutError(f"{module} did not finish in {timeout_s} s; log: {log_path}") from None
     for line in out.decode(errors="replace").splitlines():
         at = line.find(RESULT_PREFIX)  # Faust's worker writes terminal escapes before it
         if at >= 0:

@@ -35,7 +35,8 @@ def percentile(values: Sequence[float], q: float) -> float | None:
 
 def paired_ratios(numerators: Sequence[float | None], denominators: Sequence[float | None]) -> list[float]:
     """Ratio of run i of one row to run i of another (runs of one round share the machine's load)."""
-    return [a / b for a, b in zip(numerators, denominators) if a is not None and b]
+    # A row that never ran (quixstreams not installed) has no runs: no ratio, not an error.
+    return [a / b for a, b in zip(numerators, denominators, strict=False) if a is not None and b]
 
 
 def ratio_summary(numerators: Sequence[float | None], denominators: Sequence[float | None]) -> dict | None:

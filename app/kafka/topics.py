@@ -5,9 +5,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from app.kafka.client import client_options
-from app.settings import Settings
 from app.kafka.topic_sizes import check_sizes, topic_configs
-
+from app.settings import Settings
 
 TOPIC_ALREADY_EXISTS = 36
 

@@ -17,11 +17,11 @@ from typing import Callable
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from app.core.health import Health
-from app.observe.http import handler
-
 from app.core.lenses.digest import quantile_key
-from app.observe.labels import OVERFLOW_LABEL, LabelLimiter, label_value  # noqa: F401 (re-exported)
+from app.observe.http import handler
+from app.observe.labels import LabelLimiter
 from app.observe.quantile import WindowSummary
+
 
 class Metrics:
     def __init__(self, registry: CollectorRegistry, max_label_values: int = 500,

@@ -11,9 +11,10 @@ from typing import Iterator
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 
-class WindowSummary:
+class WindowSummary(Collector):
     """A summary family whose values are replaced per subject (the last closed window)."""
 
     def __init__(self, name: str, documentation: str, subject_label: str, registry: CollectorRegistry):

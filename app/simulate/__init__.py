@@ -17,8 +17,7 @@ import orjson
 from app.simulate.generate import aligned_start, generate, generate_lists, merge_sorted
 from app.simulate.scenario import Scenario, ScenarioError
 from app.simulate.scenario_load import load_scenario, parse_scenario
-from app.simulate.truth import (AVAILABILITY_ERROR_RATIO, SLICE_S, cx_truth,
-                                expected_verdicts, sre_truth)
+from app.simulate.truth import AVAILABILITY_ERROR_RATIO, SLICE_S, cx_truth, expected_verdicts, sre_truth
 
 __all__ = ["Scenario", "ScenarioError", "aligned_start", "compute_truth", "expected_verdicts",
            "generate", "generate_lists", "live", "load_scenario", "parse_scenario",

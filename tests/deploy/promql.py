@@ -1,20 +1,21 @@
 """PromQL and dashboard helpers of the deploy tests: which metric names, selectors and
 grouping labels the shipped dashboard and rules use, and what the worker exports."""
 from __future__ import annotations
+
 import json
 import re
 import shutil
 import subprocess
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterator
+
 import promql_parser
 import pytest
 import yaml
 from prometheus_client import CollectorRegistry
+
 from app.observe.metrics import Metrics
 from tests.paths import ROOT
-
 
 DASHBOARD = ROOT / "deploy" / "grafana" / "lensbridge.json"
 

@@ -3,7 +3,6 @@ services the way the worker, Prometheus and Grafana expect (no Docker engine nee
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import yaml

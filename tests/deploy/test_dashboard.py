@@ -9,10 +9,20 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from tests.deploy.promql import (
+    DASHBOARD,
+    TARGET_LABELS,
+    dashboard_panels,
+    dashboard_queries,
+    exported_metrics,
+    grouping_labels,
+    load_dashboard,
+    metric_names,
+    selector_name,
+    selectors,
+    substitute,
+)
 from tests.paths import ROOT
-from tests.deploy.promql import (DASHBOARD, TARGET_LABELS, dashboard_panels, dashboard_queries,
-                                exported_metrics, grouping_labels, load_dashboard, metric_names, selector_name,
-                                selectors, substitute)
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 from dockerfile_parse import DockerfileParser
 from prometheus_client import CollectorRegistry
 

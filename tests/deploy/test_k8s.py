@@ -34,7 +34,7 @@ def _docs() -> list[tuple[Path, dict]]:
 def _resources() -> dict[str, dict]:
     """kind -> the manifest (one of each kind here)."""
     found = {}
-    for path, doc in _docs():
+    for _path, doc in _docs():
         if doc.get("kind") == "Kustomization":
             continue
         assert doc["kind"] not in found, f"two {doc['kind']} manifests"

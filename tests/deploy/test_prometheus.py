@@ -11,9 +11,17 @@ import subprocess
 import pytest
 import yaml
 
+from tests.deploy.promql import (
+    RULES,
+    SYNTHESIZED,
+    ensure_tool,
+    exported_metrics,
+    load_rules,
+    metric_names,
+    selector_name,
+    selectors,
+)
 from tests.paths import ROOT
-from tests.deploy.promql import (RULES, SYNTHESIZED, ensure_tool, exported_metrics, load_rules, metric_names, selectors,
-                                selector_name)
 
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
 RULE_TESTS = RULES.parent / "lensbridge.rules.test.yml"

@@ -1,24 +1,10 @@
-"""PromQL helpers for the deploy tests (dashboard, rules), and tests of the helpers themselves.
+"""Tests of the PromQL helpers (tests/deploy/promql.py) that the dashboard and rules tests use.
 
-The metric names the worker exports come from app/observe/metrics.py's bundle built on a fresh registry,
-so a renamed or removed metric fails every dashboard query or rule that still uses it. Queries
-are parsed with a real PromQL parser (promql-parser, the Rust parser's Python binding), not
+Queries are parsed with a real PromQL parser (promql-parser, the Rust parser's Python binding), not
 regular expressions, so functions, keywords and label names are never mistaken for metrics."""
 from __future__ import annotations
-import json
-import re
-import shutil
-import subprocess
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Iterator
-import promql_parser
-import pytest
-import yaml
-from prometheus_client import CollectorRegistry
-from app.observe.metrics import Metrics
-from tests.paths import ROOT
-from tests.deploy.promql import exported_metrics, substitute, metric_names, grouping_labels, variable_expr
+
+from tests.deploy.promql import exported_metrics, grouping_labels, metric_names, substitute, variable_expr
 
 
 def test_metric_names_come_from_selectors_only():

@@ -168,7 +168,7 @@ def group_lag(bootstrap: str, group: str, topics: list[str]) -> dict[tuple[str, 
     from aiokafka import AIOKafkaConsumer, TopicPartition
     from aiokafka.admin import AIOKafkaAdminClient
 
-    import kafka_helpers
+    from tests.integration import kafka_helpers
 
     async def lag() -> dict[tuple[str, int], int]:
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)

@@ -1,7 +1,7 @@
 """Async helpers for integration tests against a real broker.
 
-Import from test modules in tests/integration as `import kafka_helpers` (pytest puts this
-directory on sys.path). Tests are sync and wrap calls in `asyncio.run(...)`.
+Import as `from tests.integration import kafka_helpers` (tests/integration is a package, so
+pytest does not put it on sys.path). Tests are sync and wrap calls in `asyncio.run(...)`.
 """
 from __future__ import annotations
 

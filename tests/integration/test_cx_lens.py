@@ -1,11 +1,19 @@
 """CX lens on the real broker: every merged window equals the input's truth, also across SIGKILLs."""
 from __future__ import annotations
 
-
 import orjson
 
 from app.core.ingest.deadletter import raw_bytes
-from tests.integration.cx_data import COHORTS, START_S, compare, edge_cases, kafka_partition, merged_cx_windows, truths, write_rum
+from tests.integration.cx_data import (
+    COHORTS,
+    START_S,
+    compare,
+    edge_cases,
+    kafka_partition,
+    merged_cx_windows,
+    truths,
+    write_rum,
+)
 from tests.integration.worker_proc import WorkerProcess, kill_twice, lens_env, progress, replay
 
 WINDOW_S, WINDOWS = 20, 30

@@ -9,19 +9,14 @@ for samples, and before the replay it checks that every family is at least decla
 """
 from __future__ import annotations
 
-import importlib.util
-import json
 import re
-import sys
-from pathlib import Path
 
-import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.simulate import load_scenario, write_files
 from tests.deploy import promql
-from tests.integration.dashboard_data import START_S, TIMING, WINDOW_S, write_incident_traffic
-from tests.integration.worker_proc import ROOT, WorkerProcess, lens_env, replay
+from tests.integration.dashboard_data import TIMING, write_incident_traffic
+from tests.integration.worker_proc import WorkerProcess, lens_env, replay
+
 
 def samples(text: str) -> list[tuple[str, dict]]:
     return [(s.name, s.labels) for family in text_string_to_metric_families(text) for s in family.samples]

@@ -10,9 +10,9 @@ from collections import Counter
 import orjson
 
 from app.core.ingest.deadletter import raw_bytes
+from tests.integration.cx_data import merged_cx_windows
 from tests.integration.poison_data import COHORTS, SERVICES, Poison, page_view, poisons, request
 from tests.integration.sre_data import merged_sre_windows
-from tests.integration.cx_data import merged_cx_windows
 from tests.integration.worker_proc import WorkerProcess, lens_env
 
 WINDOW_S = 10
@@ -69,7 +69,7 @@ def test_poison_never_stops_the_worker_and_nothing_good_is_lost(kafka_bootstrap,
             admin.produce(topic_of[lens], [(key, value) for key, value, _ in messages])
         good = {lens: sum(n for (l, _, _), n in truth.items() if l == lens) for lens in ("sre", "cx")}
         for lens in ("sre", "cx"):
-            worker.wait_for(lambda: worker.metric("lensbridge_events_total", f'lens="{lens}"') == good[lens],
+            worker.wait_for(lambda lens=lens: worker.metric("lensbridge_events_total", f'lens="{lens}"') == good[lens],
                             60, f"{good[lens]} good {lens} events folded")
         letters = sum(p.letters for p in bad)
         dead = [orjson.loads(r.value) for r in admin.consume_all(env["LENSBRIDGE_TOPIC_DLQ"], min_count=letters,

@@ -146,7 +146,7 @@ def test_rules_evaluate_and_the_paging_lens_alerts_fire(stack):
     assert [r["name"] for r in rules if r["health"] != "ok"] == []
     # the recording rules produce series from real data (their group evaluates on its own clock)
     for record in ("lensbridge:events:rate5m", "lensbridge:windows_closed:rate10m", "lensbridge:alerts_active:count"):
-        eventually(lambda: prometheus.query(record), 10, f"recording rule {record}", worker)
+        eventually(lambda record=record: prometheus.query(record), 10, f"recording rule {record}", worker)
 
 
 def test_every_dashboard_query_returns_data(stack):

@@ -12,9 +12,9 @@ import time
 import orjson
 import pytest
 
-from tests.integration import kafka_helpers
 from app.kafka.client import security_options
 from app.settings import Settings
+from tests.integration import kafka_helpers
 from tests.integration.worker_proc import ROOT, WorkerProcess, lens_env, replay
 
 START_S = 1_700_000_000

@@ -24,10 +24,10 @@ from tests.integration.cluster import Cluster, group_lag, recovery_reads
 from tests.integration.cx_data import compare as cx_compare
 from tests.integration.cx_data import merged_cx_windows, write_rum
 from tests.integration.cx_data import truths as cx_truths
+from tests.integration.scenario_run import score, simulate_scenario
 from tests.integration.sre_data import compare as sre_compare
 from tests.integration.sre_data import merged_sre_windows, write_requests
 from tests.integration.sre_data import truths as sre_truths
-from tests.integration.scenario_run import score, simulate_scenario
 from tests.integration.worker_proc import lens_env, replay
 
 WINDOW_S, SLICE_S = 20, 5
@@ -251,7 +251,8 @@ def test_rolling_restart_loses_nothing_and_the_lag_drains(kafka_bootstrap, admin
             assert worker.stop(timeout_s=30) == 0, worker.log_tail()  # SIGTERM: a clean exit
             stops.append(round(time.time() - stopped_at, 2))
             # it left the group: the other worker rebalanced at once, not after the session timeout
-            cluster.wait_for(lambda: cluster.log_lines(other, "Executing _on_partitions_assigned", stopped_at),
+            cluster.wait_for(lambda other=other, since=stopped_at:
+                             cluster.log_lines(other, "Executing _on_partitions_assigned", since),
                              10, "the other worker's rebalance")
             rebalanced = cluster.log_lines(other, "Executing _on_partitions_assigned", stopped_at)
             assert rebalanced[0][0] - stopped_at < float(env["LENSBRIDGE_SESSION_TIMEOUT_SECONDS"])
@@ -392,7 +393,7 @@ def test_joiner_killed_with_an_open_incident_resolves_it_under_the_same_id(kafka
     first = min(expected["incidents"], key=lambda i: i["incident_start"])
     # before the first incident: a backlog; then its windows paced; then the rest at full speed
     cuts = [first["incident_start"], first["incident_end"] + 60]
-    parts = list(zip(_split(tmp_path / "requests.ndjson", cuts), _split(tmp_path / "rum.ndjson", cuts)))
+    parts = list(zip(_split(tmp_path / "requests.ndjson", cuts), _split(tmp_path / "rum.ndjson", cuts), strict=True))
     unique = uuid.uuid4().hex[:8]
     env = lens_env(kafka_bootstrap, unique, tmp_path / "data", **DEMO, LENSBRIDGE_STANDBY_REPLICAS="1")
     admin.create_topics(env["LENSBRIDGE_TOPIC_REQUESTS"], env["LENSBRIDGE_TOPIC_RUM"])

@@ -6,19 +6,19 @@ broker refuses anyway becomes a dead letter of its own while the stream goes on.
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 import random
 import re
 import subprocess
+from collections import Counter
 
 import orjson
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from app.core.sizes import MAX_SUBJECT_CHARS
+from app.kafka.topic_sizes import describe_limits, record_limits
 from app.lenses import lenses
 from app.settings import Settings
-from app.kafka.topic_sizes import describe_limits, record_limits
 from tests.integration import cx_data
 from tests.integration.sre_data import START_S, compare, merged_sre_windows, truths
 from tests.integration.worker_proc import WorkerProcess, lens_env
@@ -196,7 +196,7 @@ def test_existing_dead_letter_topic_too_small_stops_the_start(kafka_bootstrap, u
         code = worker.proc.wait(timeout=90)
     except subprocess.TimeoutExpired:
         worker.kill()
-        raise AssertionError(f"worker did not stop on a too-small {dlq}; log:\n{worker.log_tail()}")
+        raise AssertionError(f"worker did not stop on a too-small {dlq}; log:\n{worker.log_tail()}") from None
     log = worker.log_tail(200)
     assert code == 2, log
     needed = record_limits(Settings.from_env(env))[dlq]

@@ -5,11 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests.integration.scenario_run import TIMING, windows_done
-from tests.integration.scenario_run import START_S, read_alerts, simulate_scenario
-from tests.integration.worker_proc import ROOT, WorkerProcess, lens_env, replay
-
 import orjson
+
+from tests.integration.scenario_run import TIMING, read_alerts, simulate_scenario, windows_done
+from tests.integration.worker_proc import ROOT, WorkerProcess, lens_env, replay
 
 SLO_FILE = ROOT / "tests" / "data" / "slo_six_hours.yaml"
 

@@ -15,8 +15,8 @@ import time
 import orjson
 from aiokafka.admin import AIOKafkaAdminClient
 
-from app.settings import Settings
 from app.kafka.topics import with_replication_factor
+from app.settings import Settings
 from tests.integration.sre_data import merged_sre_windows
 from tests.integration.worker_proc import ROOT, WorkerProcess, lens_env
 

@@ -6,8 +6,9 @@ import time
 import orjson
 
 from tests.integration.alert_checks import alert_ids, assert_consistent
-from tests.integration.scenario_run import START_S, read_alerts, score, simulate_scenario, TIMING, windows_done
+from tests.integration.scenario_run import TIMING, read_alerts, score, simulate_scenario, windows_done
 from tests.integration.worker_proc import WorkerProcess, lens_env, replay
+
 
 def _run(tmp_path, admin, env, name: str, replays: list[list[str]], expected_windows: int,
          kill_at: float | None = None) -> tuple[float, list[dict]]:

@@ -1,13 +1,9 @@
 """The product's point, end to end on the real broker: scripted incidents -> the four verdicts."""
 from __future__ import annotations
 
-import subprocess
-import sys
+from tests.integration.scenario_run import read_alerts, score, simulate_scenario
+from tests.integration.worker_proc import WorkerProcess, lens_env, replay
 
-import orjson
-
-from tests.integration.scenario_run import START_S, read_alerts, score, simulate_scenario, TIMING, windows_done
-from tests.integration.worker_proc import ROOT, WorkerProcess, lens_env, replay
 
 def test_demo_scenario_gives_each_expected_verdict(kafka_bootstrap, admin, unique, tmp_path):
     expected = simulate_scenario(tmp_path, "scenarios/demo.json")

@@ -1,11 +1,9 @@
 """`lensbridge simulate`: determinism, input contracts, exact truth, incidents that bite."""
 import asyncio
-import copy
 import json
 import math
 import time
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 import orjson
@@ -13,9 +11,18 @@ import pytest
 
 from app.core.ingest.decode import DecodeLimits, decode_requests, decode_rum
 from app.core.ingest.events import FRUSTRATION_TYPES, RUM_TYPES, WEB_VITALS
-from app.simulate import (ScenarioError, aligned_start, compute_truth, expected_verdicts,
-                          generate, generate_lists, live, load_scenario, parse_scenario,
-                          write_files)
+from app.simulate import (
+    ScenarioError,
+    aligned_start,
+    compute_truth,
+    expected_verdicts,
+    generate,
+    generate_lists,
+    live,
+    load_scenario,
+    parse_scenario,
+    write_files,
+)
 from tests.paths import ROOT
 
 SCENARIOS = ROOT / "scenarios"

@@ -55,7 +55,7 @@ async def run(args) -> None:
     meter, folder = Meter(args.events * args.passes), Folder(args.window_s, args.compression)
     in_pass = 0  # events of the current pass over the topic
     try:
-        await consumer._client.force_metadata_update()
+        await consumer._client.force_metadata_update()  # noqa: SLF001 - aiokafka has no public refresh
         tps = [TopicPartition(args.topic, p) for p in sorted(consumer.partitions_for_topic(args.topic))]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)

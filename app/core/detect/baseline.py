@@ -77,6 +77,10 @@ class Baselines:
     def subjects(self) -> list[str]:
         return sorted(set(self._values) | set(self._traffic))
 
+    def series_of(self, subject: str) -> tuple[dict[str, dict] | None, dict | None]:
+        """The subject's metric series and traffic series as stored (not copies), None if absent."""
+        return self._values.get(subject), self._traffic.get(subject)
+
     # ---- learning ------------------------------------------------------------------
     def add_value(self, subject: str, metric: str, window_start: int, value: float) -> None:
         """Append one window's value; a window already folded is ignored (idempotent)."""

@@ -16,7 +16,15 @@ episode or incident) is evicted: `subject_state` returns None and the caller tom
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from app.core.detect.dips import LENSES
+
+if TYPE_CHECKING:  # correlate.py imports this module
+    from app.core.detect.correlate import Correlator
+
+# The functions taking `corr` are the Correlator's own state, cut out of correlate.py: they
+# read its private fields (hence the SLF001 exemptions below), and nothing else does.
 
 PREFIX = "corr|"
 GLOBAL_KEY = "corr|_global"  # a lens is never named "_global": no subject key collides
@@ -32,36 +40,38 @@ def parse_key(key: str) -> tuple[str, str] | None:
     return (lens, subject) if lens in LENSES and subject else None
 
 
-def global_state(corr) -> dict:
+def global_state(corr: Correlator) -> dict:
     return {"version": corr.STATE_VERSION, "window_s": corr.cfg.window_s,
-            "complete": dict(corr._complete), "next_detect": dict(corr._next_detect),
-            "next_decide": corr._next_decide, "late_windows": corr.late_windows}
+            "complete": dict(corr._complete), "next_detect": dict(corr._next_detect),  # noqa: SLF001
+            "next_decide": corr._next_decide, "late_windows": corr.late_windows}  # noqa: SLF001
 
 
-def subject_state(corr, lens: str, subject: str) -> dict | None:
+def subject_state(corr: Correlator, lens: str, subject: str) -> dict | None:
     """The subject's part of the state, or None when it holds nothing (evict it)."""
-    detector = corr._detectors[lens]
+    detector = corr._detectors[lens]  # noqa: SLF001
+    records, detections = corr._records[lens], corr._detections[lens]  # noqa: SLF001
+    values, traffic = detector.baselines.series_of(subject)
     part = {
-        "records": {str(ws): recs[subject] for ws, recs in sorted(corr._records[lens].items())
-                    if subject in recs},
-        "detections": {str(ws): d[subject] for ws, d in sorted(corr._detections[lens].items())
-                       if subject in d},
-        "values": detector.baselines._values.get(subject),
-        "traffic": detector.baselines._traffic.get(subject),
+        "records": {str(ws): recs[subject] for ws, recs in sorted(records.items()) if subject in recs},
+        "detections": {str(ws): d[subject] for ws, d in sorted(detections.items()) if subject in d},
+        "values": values,
+        "traffic": traffic,
         "episode": detector.episodes.get(subject),
-        "incident": corr._incidents._open.get(f"{lens}|{subject}"),
+        "incident": corr._incidents.open_incident(lens, subject),  # noqa: SLF001
     }
     part = {k: v for k, v in part.items() if v}
     return part or None
 
 
-def subjects(corr) -> set[tuple[str, str]]:
-    found = {(lens, s) for lens in LENSES for by_ws in (corr._records[lens], corr._detections[lens])
+def subjects(corr: Correlator) -> set[tuple[str, str]]:
+    records, detections = corr._records, corr._detections  # noqa: SLF001
+    found = {(lens, s) for lens in LENSES for by_ws in (records[lens], detections[lens])
              for recs in by_ws.values() for s in recs}
     for lens in LENSES:
-        detector = corr._detectors[lens]
+        detector = corr._detectors[lens]  # noqa: SLF001
         found |= {(lens, s) for s in [*detector.baselines.subjects(), *detector.episodes]}
-    return found | {tuple(k.split("|", 1)) for k in corr._incidents.to_state()}
+    incidents = corr._incidents.to_state()  # noqa: SLF001
+    return found | {(lens, s) for lens, s in (k.split("|", 1) for k in incidents)}
 
 
 def assemble(global_part: dict | None, parts: dict[tuple[str, str], dict]) -> dict:

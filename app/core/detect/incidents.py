@@ -106,6 +106,10 @@ class IncidentBook:
     def to_state(self) -> dict:
         return {k: dict(v) for k, v in self._open.items()}
 
+    def open_incident(self, lens: str, subject: str) -> dict | None:
+        """The subject's open incident as stored (not a copy), None if it has none."""
+        return self._open.get(f"{lens}|{subject}")
+
     def _alert(self, inc: dict, status: str, window_start: int, body: dict) -> dict:
         alert = {"schema_version": SCHEMA_VERSION, "alert_id": inc["id"], "status": status,
                  "window_start": window_start, "window_end": window_start + self.cfg.window_s,

@@ -88,7 +88,7 @@ def pearson(xs: Sequence[float], ys: Sequence[float]) -> float | None:
         return None
     mx = math.fsum(xs) / n
     my = math.fsum(ys) / n
-    sxy = math.fsum((x - mx) * (y - my) for x, y in zip(xs, ys))
+    sxy = math.fsum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
     sxx = math.fsum((x - mx) ** 2 for x in xs)
     syy = math.fsum((y - my) ** 2 for y in ys)
     if sxx <= 0.0 or syy <= 0.0:

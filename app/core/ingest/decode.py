@@ -20,14 +20,39 @@ from typing import NamedTuple
 import orjson
 
 from app.core.ingest.events import RequestEvent, RumEvent
-from app.core.ingest.fields import (DEFAULT_MAX_LATENCY_MS, DEFAULT_MAX_SUBJECT_CHARS, LATENCY_CAP, MAX_ERROR_CHARS, Invalid, check_optional_str, expect,
-                             number, require, subject, timestamp)
-from app.core.ingest.reasons import (BAD_TIMESTAMP, EMPTY, FUTURE_TIMESTAMP, LATE, MISSING_FIELD,
-                              NOT_JSON, NOT_OBJECT, NOT_UTF8, OUT_OF_RANGE, OVERSIZE,
-                              PROCESSING_ERROR, REASONS, RECORD_TOO_LARGE, UNKNOWN_TYPE, WRONG_TYPE)
+from app.core.ingest.fields import (
+    DEFAULT_MAX_LATENCY_MS,
+    DEFAULT_MAX_SUBJECT_CHARS,
+    LATENCY_CAP,
+    MAX_ERROR_CHARS,
+    Invalid,
+    check_optional_str,
+    expect,
+    number,
+    require,
+    subject,
+    timestamp,
+)
 from app.core.ingest.framing import sized
-from app.core.ingest.rum_event import MAX_CLS, rum_event
+from app.core.ingest.reasons import (
+    BAD_TIMESTAMP,
+    EMPTY,
+    FUTURE_TIMESTAMP,
+    LATE,
+    MISSING_FIELD,
+    NOT_JSON,
+    NOT_OBJECT,
+    NOT_UTF8,
+    OUT_OF_RANGE,
+    OVERSIZE,
+    PROCESSING_ERROR,
+    REASONS,
+    RECORD_TOO_LARGE,
+    UNKNOWN_TYPE,
+    WRONG_TYPE,
+)
 from app.core.ingest.render import raised_at
+from app.core.ingest.rum_event import MAX_CLS, rum_event
 from app.core.ingest.timeparse import parse_ts, show_value
 from app.core.ingest.vendors import to_native_rum
 
@@ -56,7 +81,7 @@ class Rejected(NamedTuple):
     reason: str
     error: str
     raw: bytes
-    index: int | None = None
+    index: int | None = None  # type: ignore[assignment]  # shadows tuple.index(), unused on a Rejected
     framing: str = SINGLE
     summary: dict | None = None
 
@@ -86,10 +111,10 @@ def decode_requests(
     if type(framed) is dict:  # one object: skip the element bookkeeping
         try:
             return [_request_event(framed, now_s, max_ts_s, max_chars, max_ms)], []
-        except Invalid as exc:
-            return [], [Rejected(exc.reason, exc.error, raw)]
+        except Invalid as exc:  # `raw or b""`: a dict was parsed from raw, so raw is bytes
+            return [], [Rejected(exc.reason, exc.error, raw or b"")]
         except Exception as exc:  # noqa: BLE001 - a decoder bug costs this element, not the stream
-            return [], [Rejected(PROCESSING_ERROR, _bug(exc), raw)]
+            return [], [Rejected(PROCESSING_ERROR, _bug(exc), raw or b"")]
     elements, rejected = framed
     events = []
     for obj, index, framing, elem_raw in elements:

@@ -18,6 +18,10 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # decode.py imports this module
+    from app.core.ingest.decode import Rejected
 
 MAX_DEAD_LETTERS = 100  # rejections of one message that get a dead letter of their own
 MAX_DETAIL_RAW_BYTES = 256 * 1024  # raw bytes those may carry in all (the first always does)
@@ -80,7 +84,7 @@ def _strip(raw: bytes, lo: int, hi: int) -> tuple[int, int]:
     return lo, hi
 
 
-def sized(raw: bytes | None, rejected: list, array: str = "array") -> list:
+def sized(raw: bytes | None, rejected: list[Rejected], array: str = "array") -> list[Rejected]:
     """`rejected` (Rejected tuples of one message) with each array element's own bytes as raw,
     at most MAX_DEAD_LETTERS + 1 long."""
     if not rejected:
@@ -95,7 +99,8 @@ def sized(raw: bytes | None, rejected: list, array: str = "array") -> list:
     if len(rejected) <= MAX_DEAD_LETTERS and sum(len(r.raw) for r in rejected) <= MAX_DETAIL_RAW_BYTES:
         return rejected
     rejected = sorted(rejected, key=lambda r: -1 if r.index is None else r.index)
-    kept, budget = [], MAX_DETAIL_RAW_BYTES
+    kept: list[Rejected] = []
+    budget = MAX_DETAIL_RAW_BYTES
     for bad in rejected:
         if len(kept) == MAX_DEAD_LETTERS or (kept and len(bad.raw) > budget):
             break
@@ -105,10 +110,10 @@ def sized(raw: bytes | None, rejected: list, array: str = "array") -> list:
     return kept + [_summary(raw, rest)] if rest else kept  # one large element alone needs no summary
 
 
-def _summary(raw: bytes | None, rest: list):
+def _summary(raw: bytes | None, rest: list[Rejected]) -> Rejected:
     reasons = Counter(r.reason for r in rest)
     ranges = _ranges(sorted({r.index for r in rest if r.index is not None}))
-    summary = {"count": len(rest), "reasons": dict(sorted(reasons.items())),
+    summary: dict[str, Any] = {"count": len(rest), "reasons": dict(sorted(reasons.items())),
                "indexes": ranges[:MAX_INDEX_RANGES], "indexes_truncated": len(ranges) > MAX_INDEX_RANGES}
     shown = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in ranges[:5]) + (", ..." if len(ranges) > 5 else "")
     histogram = ", ".join(f"{reason}: {n}" for reason, n in summary["reasons"].items())

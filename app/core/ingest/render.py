@@ -10,6 +10,8 @@ import json
 import math
 import reprlib
 import traceback
+from collections.abc import Iterable
+from typing import Any
 
 import orjson
 
@@ -32,17 +34,17 @@ def _render(value: object, out: list[str], budget: int) -> int:
     """Append the rendering of `value` to `out` until `budget` characters; return what is left."""
     if budget <= 0:
         return 0
-    kind = type(value)
-    if kind is dict:
-        return _render_items(value.items(), "{", "}", out, budget)  # type: ignore[attr-defined]
-    if kind is list or kind is tuple:
-        return _render_items(value, "[", "]", out, budget)  # type: ignore[arg-type]
+    # Exact types, not isinstance: a subclass (a caller outside the decoder) is not JSON.
+    if type(value) is dict:
+        return _render_items(value.items(), "{", "}", out, budget)
+    if type(value) is list or type(value) is tuple:
+        return _render_items(value, "[", "]", out, budget)
     text = _scalar(value, budget)
     out.append(text)
     return budget - len(text)
 
 
-def _render_items(items, opening: str, closing: str, out: list[str], budget: int) -> int:
+def _render_items(items: Iterable[Any], opening: str, closing: str, out: list[str], budget: int) -> int:
     out.append(opening)
     budget -= 1
     for i, item in enumerate(items):
@@ -64,19 +66,18 @@ def _render_items(items, opening: str, closing: str, out: list[str], budget: int
 def _scalar(value: object, budget: int) -> str:
     if value is None or value is True or value is False:
         return "null" if value is None else ("true" if value else "false")
-    kind = type(value)
-    if kind is str:
-        return _string(value[:budget])  # type: ignore[index]
-    if kind is int:
-        bits = value.bit_length()  # type: ignore[attr-defined]
+    if type(value) is str:
+        return _string(value[:budget])
+    if type(value) is int:
+        bits = value.bit_length()
         if bits <= _MAX_INT_BITS:
             return str(value)
         # str() of a huge integer is slow, and refused beyond 4,300 digits.
         return f"<an integer of {int(bits * _LOG10_2) + 1} digits>"
-    if kind is float:
-        if math.isfinite(value):  # type: ignore[arg-type]
+    if type(value) is float:
+        if math.isfinite(value):
             return orjson.dumps(value).decode()
-        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")  # type: ignore[operator]
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
     # Not a JSON value (a caller outside the decoder): reprlib bounds size and depth.
     return reprlib.repr(value)[:budget]
 

@@ -7,8 +7,17 @@ first fault. Names used as keys (session, view, cohort, services) are capped at
 from typing import Any
 
 from app.core.ingest.events import RUM_TYPES, WEB_VITALS, RumEvent
-from app.core.ingest.fields import (LATENCY_CAP, Invalid, check_optional_str, expect, number, require,
-                             subject, timestamp, too_long)
+from app.core.ingest.fields import (
+    LATENCY_CAP,
+    Invalid,
+    check_optional_str,
+    expect,
+    number,
+    require,
+    subject,
+    timestamp,
+    too_long,
+)
 from app.core.ingest.reasons import NOT_OBJECT, OUT_OF_RANGE, UNKNOWN_TYPE, WRONG_TYPE
 from app.core.ingest.timeparse import show_value
 

@@ -39,8 +39,7 @@ class TimestampTypeError(ValueError):
 
 def parse_ts(value: object, field: str = "ts") -> float:
     """Return `value` as float epoch seconds, or raise ValueError naming `field` and the value."""
-    kind = type(value)
-    if kind is int or kind is float:
+    if type(value) is int or type(value) is float:
         # Chained comparisons are False for NaN, so NaN falls through to the error.
         if 0 <= value <= MS_THRESHOLD:
             return float(value)
@@ -49,7 +48,7 @@ def parse_ts(value: object, field: str = "ts") -> float:
         raise ValueError(
             f"field {field!r} must be epoch seconds or milliseconds >= 0, got {show_value(value)}"
         )
-    if kind is str:
+    if type(value) is str:
         return _parse_rfc3339(value, field)
     # bool is a subclass of int in Python but not a number in JSON: it lands here.
     raise TimestampTypeError(

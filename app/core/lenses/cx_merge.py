@@ -5,9 +5,9 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from app.core.ingest.events import FRUSTRATION_TYPES
 from app.core.lenses.digest import DEFAULT_COMPRESSION, digest_to_wire, merge_wire, quantile_key
 from app.core.lenses.digest import quantiles as digest_quantiles
-from app.core.ingest.events import FRUSTRATION_TYPES
 
 LENS = "cx"
 
@@ -35,7 +35,8 @@ def merge_cx_partials(
         raise ValueError(f"malformed CX partial: {exc!r}") from exc
 
 
-def _merge(partials, tti_quantiles, vital_quantile, compression) -> dict[str, Any]:
+def _merge(partials: Sequence[Mapping[str, Any]], tti_quantiles: Sequence[float], vital_quantile: float,
+           compression: int) -> dict[str, Any]:
     keys = {(p["lens"], p["subject"], p["window_start"], p["window_end"]) for p in partials}
     if len(keys) != 1 or next(iter(keys))[0] != LENS:
         raise ValueError(f"partials of several CX windows or cohorts (or not CX): {keys}")
@@ -75,7 +76,8 @@ def rolling_cx(
         raise ValueError(f"malformed CX merged window: {exc!r}") from exc
 
 
-def _roll(merged_windows, tti_quantiles, vital_quantile, compression) -> dict[str, Any]:
+def _roll(merged_windows: Sequence[Mapping[str, Any]], tti_quantiles: Sequence[float], vital_quantile: float,
+          compression: int) -> dict[str, Any]:
     subjects = {w["subject"] for w in merged_windows}
     if len(subjects) != 1:
         raise ValueError(f"rolling view over several cohorts: {sorted(subjects)}")

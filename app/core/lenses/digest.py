@@ -45,7 +45,7 @@ def new_digest(compression: int = DEFAULT_COMPRESSION) -> TDigest:
 
 def digest_to_wire(d: TDigest) -> dict[str, Any]:
     """The JSON-able dict form (tdigest dict format); empty digests carry min/max null."""
-    wire = d.to_dict()
+    wire: dict[str, Any] = d.to_dict()  # min/max become None below
     if wire["n_values"] == 0 and not wire["centroids"]:
         wire["min"] = None
         wire["max"] = None

@@ -13,6 +13,7 @@ starts as `{"checked": false}`; the joiner fills it with `attach_impact` once th
 has judged the window (docs/SLO.md, "Wiring").
 """
 import hashlib
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -80,8 +81,8 @@ def build_alert(slo: Slo, action: str, status: str, incident: dict, window_start
     return alert
 
 
-def attach_impact(alert: dict, impact: dict, cx_evidence: list[dict] = (),
-                  related_alert_ids: list[str] = ()) -> dict:
+def attach_impact(alert: dict, impact: dict, cx_evidence: Iterable[dict] = (),
+                  related_alert_ids: Iterable[str] = ()) -> dict:
     """The alert with the CX check filled in: `impact` shaped as an SRE dip's (cohorts,
     sessions_affected, session_share, dependent_cohorts, requests, traffic_vs_usual,
     traffic_vs_peak, off_peak, and reasons/why when nobody was hurt), the affected cohorts'

@@ -16,11 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.core.slo.alerts import KIND, attach_impact, slo_alert_id
-from app.core.slo.sli import bad_events
-from app.core.slo.spec import (WORKBOOK_WINDOWS, BurnWindow, Slo, SloConfigError,
-                               duration_text)
-from app.core.slo.track import SloConfig, SloTracker
 from app.core.slo.loader import load_slos
+from app.core.slo.sli import bad_events
+from app.core.slo.spec import WORKBOOK_WINDOWS, BurnWindow, Slo, SloConfigError, duration_text
+from app.core.slo.track import SloConfig, SloTracker
 
 __all__ = ["KIND", "WORKBOOK_WINDOWS", "BurnWindow", "Slo", "SloConfig", "SloConfigError",
            "SloEngine", "SloGauges", "attach_impact", "load_slos", "slo_alert_id"]
@@ -81,7 +80,7 @@ class SloEngine:
         # Every SLO's bad events first: a malformed digest then changes nothing at all.
         bad = [bad_events(merged, t.slo) for t in fresh]
         alerts: list[dict] = []
-        for tracker, n in zip(fresh, bad):
+        for tracker, n in zip(fresh, bad, strict=True):
             alerts += tracker.observe(window_start, requests, n)
         return alerts
 
@@ -145,8 +144,7 @@ def _check_window(merged: Mapping[str, Any], window_s: int) -> tuple[str, int, i
     service, start = merged.get("subject"), merged.get("window_start")
     if not isinstance(service, str) or not service:
         raise ValueError("merged window without a subject")
-    aligned = isinstance(start, int) and start % window_s == 0
-    if not aligned or merged.get("window_end") != start + window_s:
+    if not isinstance(start, int) or start % window_s != 0 or merged.get("window_end") != start + window_s:
         raise ValueError(f"window {start}..{merged.get('window_end')} is not an epoch-aligned "
                          f"{window_s} s window")
     requests, errors = merged.get("requests"), merged.get("errors")

@@ -49,27 +49,30 @@ class BurnHistory:
     @property
     def end(self) -> int | None:
         """End (exclusive) of the last window pushed."""
-        if self.fine_start is None:
-            return None
-        return self.fine_start + len(self.fine_requests) * self.window_s
+        return None if self.fine_start is None else self._fine_end(self.fine_start)
+
+    def _fine_end(self, fine_start: int) -> int:
+        return fine_start + len(self.fine_requests) * self.window_s
 
     def push(self, window_start: int, requests: Number, bad: Number) -> None:
         """Append one window; windows in between (gaps) count as zero."""
-        if self.fine_start is None:
-            self.fine_start = _floor(window_start, self.bucket_s)
-        if window_start < self.end:
-            raise ValueError(f"window {window_start} is not after the history's end {self.end}")
+        start = self.fine_start
+        if start is None:
+            start = self.fine_start = _floor(window_start, self.bucket_s)
+        if window_start < (end := self._fine_end(start)):
+            raise ValueError(f"window {window_start} is not after the history's end {end}")
         keep_from = _floor(window_start + self.window_s - self.exact_s, self.bucket_s)
-        if keep_from > self.fine_start:
-            self._fold(keep_from)
-        pad = (window_start - self.end) // self.window_s
+        if keep_from > start:
+            self._fold(start, keep_from)
+            start = keep_from
+        pad = (window_start - self._fine_end(start)) // self.window_s
         self.fine_requests += [0] * pad + [requests]
         self.fine_bad += [0] * pad + [_rounded(bad)]
-        self._forget(window_start + self.window_s)
+        self._forget(start, window_start + self.window_s)
 
-    def _fold(self, keep_from: int) -> None:
+    def _fold(self, fine_start: int, keep_from: int) -> None:
         """Fold the fine windows before `keep_from` (whole buckets) into buckets."""
-        count = (keep_from - self.fine_start) // self.bucket_s
+        count = (keep_from - fine_start) // self.bucket_s
         per = self.bucket_s // self.window_s
         if count * self.bucket_s > self.period_s + self.bucket_s:
             # A gap longer than the period: nothing before it is still needed.
@@ -83,9 +86,9 @@ class BurnHistory:
         del self.fine_bad[:count * per]
         self.fine_start = keep_from
 
-    def _forget(self, end: int) -> None:
+    def _forget(self, fine_start: int, end: int) -> None:
         """Drop buckets that lie wholly before the period ending at `end`."""
-        first = self.fine_start - len(self.bucket_requests) * self.bucket_s
+        first = fine_start - len(self.bucket_requests) * self.bucket_s
         drop = max(0, (end - self.period_s - first) // self.bucket_s)
         if drop:
             del self.bucket_requests[:drop]

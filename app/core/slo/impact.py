@@ -8,7 +8,7 @@ decided the burn's window.
 """
 from __future__ import annotations
 
-from typing import Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 MIN_DEPENDENCY_SHARE = 0.05  # as the correlator's `min_dependency_share`
 
@@ -33,9 +33,10 @@ def cx_check(service: str, recent_cx: Mapping[str, Sequence[dict]],
     open_cx = {subject: alert_id for alert_id, _, lens, subject in active if lens == "cx"}
     sessions_now = {c: (ws[-1].get("sessions", 0) if ws else 0) for c, ws in recent_cx.items()}
     total = sum(sessions_now.values())
-    affected = [{"cohort": c, "sessions": sessions_now.get(c, 0), "dependency_share": dependents[c],
-                 "session_share": round(sessions_now.get(c, 0) / total, 6) if total else 0.0}
-                for c in sorted(dependents) if c in open_cx]
+    affected: list[dict[str, Any]] = [
+        {"cohort": c, "sessions": sessions_now.get(c, 0), "dependency_share": dependents[c],
+         "session_share": round(sessions_now.get(c, 0) / total, 6) if total else 0.0}
+        for c in sorted(dependents) if c in open_cx]
     impact = {"cohorts": affected, "dependent_cohorts": sorted(dependents),
               "sessions_affected": sum(a["sessions"] for a in affected),
               "session_share": round(min(1.0, sum(a["session_share"] for a in affected)), 6)}

@@ -87,7 +87,9 @@ def _slo(r: NodeReader, node: Node, service: str | None, period_s: int | None,
     description = r.scalar(f["description"], "description", (str,), "a string") \
         if "description" in f else ""
     labels = {**doc_labels, **r.labels(f.get("labels"))}
-    if len(r.errors) > before or service is None or period_s is None:
+    # A field read as None has recorded its error: the None checks only say so to mypy.
+    if (len(r.errors) > before or service is None or period_s is None or name is None
+            or objective is None or alerting is None):
         return None
     windows, min_requests, min_bad, _ = alerting
     return Slo(service=service, name=name, objective_percent=objective, sli=sli,
@@ -171,7 +173,7 @@ def _alerting(r: NodeReader, node: Node | None, objective: float | None,
         off = r.mapping(toggle, f"{action}_alert", _TOGGLE).get("disable") if toggle else None
         if off is not None and r.scalar(off, "disable", (bool,), "true or false"):
             windows = tuple(w for w in windows if w.action != action)
-    if len(r.errors) > before:
+    if len(r.errors) > before or min_bad is None:  # None only with its error recorded
         return None
     return windows, min_requests, min_bad, "windows" in f
 
@@ -200,9 +202,12 @@ def _windows(r: NodeReader, node: Node, objective: float | None,
             r.error(f["burn_rate"], f"burn_rate must be > 0 (got {factor:g})")
         guard = r.scalar(f["guard"], "guard", (bool,), "true or false") if "guard" in f \
             else action == spec.PAGE
-        if len(r.errors) > before:
+        long_s, short_s = spans.get("long"), spans.get("short")
+        # a field read as None has recorded its error: the None checks only say so to mypy
+        if (len(r.errors) > before or action is None or long_s is None or short_s is None
+                or factor is None):
             continue
-        w = BurnWindow(action, spans["long"], spans["short"], factor, guard)
+        w = BurnWindow(action, long_s, short_s, factor, guard)
         if r.check(item, spec.check_pair(w, objective)):
             out.append(w)
     return tuple(out)

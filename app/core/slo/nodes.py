@@ -4,6 +4,8 @@
 nodes remember their line. A failed read records the problem and returns None, so one
 pass collects every problem in the file instead of stopping at the first.
 """
+from typing import Any
+
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode
 
@@ -16,7 +18,8 @@ class NodeReader:
     """Typed access to nodes; every failed read records `source:line: reason`."""
 
     def __init__(self, source: str) -> None:
-        self.source, self.errors = source, []  # (line, "source:line: reason")
+        self.source = source
+        self.errors: list[tuple[int, str]] = []  # (line, "source:line: reason")
         self._construct = yaml.SafeLoader("").construct_object
 
     def error(self, node: Node, reason: str) -> None:
@@ -44,7 +47,8 @@ class NodeReader:
             self.error(parent, f"{key} is required{hint}")
         return fields.get(key)
 
-    def scalar(self, node: Node, field: str, types: tuple[type, ...], kind: str):
+    def scalar(self, node: Node, field: str, types: tuple[type, ...], kind: str) -> Any:
+        """The node's value when it is one of `types` (a bool only if bool is listed), else None."""
         value = self._construct(node) if isinstance(node, ScalarNode) else node
         if isinstance(value, bool) and bool not in types or not isinstance(value, types):
             self.error(node, f"{field} must be {kind} (got {_show(value)})")
@@ -106,6 +110,6 @@ def syntax_error(source: str, exc: yaml.YAMLError) -> str:
     mark, context = getattr(exc, "problem_mark", None), getattr(exc, "context_mark", None)
     text = f"{source}:{mark.line + 1 if mark else '?'}: not valid YAML: "
     text += getattr(exc, "problem", None) or str(exc)
-    if context is not None and getattr(exc, "context", None):
-        text += f" ({exc.context} at line {context.line + 1})"
+    if context is not None and (what := getattr(exc, "context", None)):
+        text += f" ({what} at line {context.line + 1})"
     return text

@@ -32,6 +32,8 @@ def bad_events(window: Mapping[str, Any], slo: Slo) -> float | int:
     if not isinstance(wire, Mapping) or not wire.get("centroids"):
         raise ValueError(f"window {window.get('window_start')} of {window.get('subject')} has "
                          f"{requests} requests but no latency digest")
+    if slo.threshold_ms is None:  # Slo.problems() and the loader refuse such an SLO
+        raise ValueError(f"latency SLO {slo.service}/{slo.name} has no threshold_ms")
     total, at_or_below = count_at_or_below(wire, slo.threshold_ms)
     return requests * (1.0 - at_or_below / total)
 
@@ -42,8 +44,11 @@ def count_at_or_below(wire: Mapping[str, Any], x: float) -> tuple[float, float]:
     means = [float(c["m"]) for c in centroids]
     weights = [float(c["c"]) for c in centroids]
     total = sum(weights)
-    low = wire.get("min") if wire.get("min") is not None else means[0]
-    high = wire.get("max") if wire.get("max") is not None else means[-1]
+    low, high = wire.get("min"), wire.get("max")
+    if low is None:
+        low = means[0]
+    if high is None:
+        high = means[-1]
     if x < low:
         return total, 0.0
     if x >= high:

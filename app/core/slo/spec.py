@@ -43,7 +43,7 @@ def parse_duration(text: str) -> int:
     match = _DURATION.match(text.strip()) if isinstance(text, str) else None
     if not match or not any(match.groups()):
         raise ValueError(f"is not a duration like 30d, 6h, 5m or 1h30m (got {text!r})")
-    seconds = sum(int(n) * _UNITS_S[u] for n, u in zip(match.groups(), "wdhms") if n)
+    seconds = sum(int(n) * _UNITS_S[u] for n, u in zip(match.groups(), "wdhms", strict=True) if n)
     if seconds <= 0:
         raise ValueError(f"must be a positive duration (got {text!r})")
     return seconds

@@ -76,17 +76,19 @@ class SloTracker:
         """Evaluate the empty windows ending at or before `until_s` (silence lets an incident
         resolve). Jumps once nothing is open and the last data is older than every pair
         window: nothing can trip from zeros, so those windows need no evaluation."""
-        step, alerts = self.cfg.window_s, []
         w = self.evaluated_until
-        while w is not None and w + step <= until_s:
+        if w is None:
+            return []
+        step, alerts = self.cfg.window_s, []
+        while w + step <= until_s:
             if not self.incidents and (self.last_data_end is None
                                        or w >= self.last_data_end + self._longest_s):
                 w = int(until_s // step) * step
                 break
             alerts += self._evaluate(w, 0)
             w += step
-        if w is not None:
-            self.evaluated_until = max(w, self.evaluated_until)
+        done = self.evaluated_until  # moved on by _evaluate
+        self.evaluated_until = w if done is None else max(w, done)
         return alerts
 
     # ---- burn rates ----------------------------------------------------------------------
@@ -132,21 +134,22 @@ class SloTracker:
         alerts = []
         for action in ACTIONS:  # page first: an open page holds a ticket back
             tripped = any(r["tripped"] for r in readings if r["action"] == action)
-            status, incident = self._step(action, tripped, window_start)
-            if status:
+            emit = self._step(action, tripped, window_start)
+            if emit:
+                status, incident = emit
                 alerts.append(build_alert(self.slo, action, status, incident, window_start,
                                           self.cfg.window_s, readings, self.remaining(end),
                                           requests))
         return alerts
 
     def _step(self, action: str, tripped: bool,
-              window_start: int) -> tuple[str | None, dict | None]:
-        """Advance one action's incident by a window -> (status to emit or None, incident)."""
+              window_start: int) -> tuple[str, dict] | None:
+        """Advance one action's incident by a window -> (status, incident) to emit, or None."""
         inc = self.incidents.get(action)
         if inc is None:
             if not tripped or (action == TICKET and PAGE in self.incidents
                                and not self.cfg.ticket_while_paging):
-                return None, None
+                return None
             inc = self.incidents[action] = {"start": window_start, "seq": 0, "healthy": 0,
                                             "emitted_at": window_start, "windows": 1}
             return "firing", inc
@@ -158,10 +161,10 @@ class SloTracker:
             if every_s and window_start - inc["emitted_at"] >= every_s:
                 inc.update(seq=inc["seq"] + 1, emitted_at=window_start)
                 return "firing", inc
-            return None, inc
+            return None
         inc["healthy"] += 1
         if inc["healthy"] < self.cfg.resolve_windows:
-            return None, inc
+            return None
         del self.incidents[action]
         inc["seq"] += 1
         return "resolved", inc

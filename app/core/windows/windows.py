@@ -124,8 +124,9 @@ def idle_targets(marks: dict[int, PartitionWatermark], now_s: float, caught_up: 
         return {}  # nothing to follow yet: no event time exists on this lens
     grace_s = seen[0].spec.grace_s
     if len(idle) == len(marks):  # traffic stopped: event time flows with the wall clock
-        newest_ts = max(m.max_ts_s for m in seen)
-        last_wall = max(m.last_event_wall_s for m in seen)
+        newest_ts = max(m.max_ts_s for m in seen if m.max_ts_s is not None)
+        # every partition is idle, so is_idle() has started its timer: the filter drops none
+        last_wall = max(m.last_event_wall_s for m in seen if m.last_event_wall_s is not None)
         target = newest_ts + (now_s - last_wall) - grace_s
     else:
         target = max(m.watermark_s for m in marks.values())

@@ -1,24 +1,41 @@
 """Record size bounds per topic (app/core/sizes.py, app/kafka/topic_sizes.py), measured on real
 accumulators at the caps, and the start check's error text."""
 import json
-import pathlib
 import random
 from types import SimpleNamespace
 
 import orjson
 from jsonschema import Draft202012Validator
 
-from app.core.lenses import cx, sre
 from app.core.ingest.deadletter import dead_letter_record
-from app.core.ingest.decode import ARRAY, REASONS, Rejected
+from app.core.ingest.decode import ARRAY, REASONS, RECORD_TOO_LARGE, Rejected
 from app.core.ingest.events import WEB_VITALS, RequestEvent, RumEvent
-from app.core.sizes import (BATCH_OVERHEAD_BYTES, MAX_ALERT_LIST_ITEMS, MAX_STATE_BYTES, MAX_SUBJECT_CHARS,
-                            RECORD_TOO_LARGE, bound_alert,
-                            REFUSED_PREFIX_BYTES, cx_partial_bytes, dead_letter_bytes, fits,
-                            refused_record, size_problem, sre_partial_bytes, topic_limits)
+from app.core.lenses import cx, sre
+from app.core.sizes import (
+    BATCH_OVERHEAD_BYTES,
+    MAX_ALERT_LIST_ITEMS,
+    MAX_STATE_BYTES,
+    MAX_SUBJECT_CHARS,
+    REFUSED_PREFIX_BYTES,
+    bound_alert,
+    cx_partial_bytes,
+    dead_letter_bytes,
+    fits,
+    refused_record,
+    size_problem,
+    sre_partial_bytes,
+    topic_limits,
+)
+from app.kafka.topic_sizes import (
+    changelog_topic,
+    effective_limits,
+    input_notes,
+    producer_max_request_size,
+    record_limits,
+    size_problems,
+    topic_configs,
+)
 from app.settings import Settings
-from app.kafka.topic_sizes import (changelog_topic, effective_limits, input_notes, producer_max_request_size,
-                             record_limits, size_problems, topic_configs)
 from tests.paths import ROOT
 
 SCHEMAS = ROOT / "schemas"

@@ -9,11 +9,11 @@ from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 from faust.exceptions import ProducerSendError
 from prometheus_client import CollectorRegistry
 
-from app.core.ingest.decode import Rejected
-from app.core.sizes import BATCH_OVERHEAD_BYTES, RECORD_TOO_LARGE
-from app.observe.metrics import Metrics
+from app.core.ingest.decode import RECORD_TOO_LARGE, Rejected
+from app.core.sizes import BATCH_OVERHEAD_BYTES
 from app.faust.outbox import BROKER_REFUSED, OVER_LIMIT, Outbox, is_size_error
 from app.faust.store import StateTooLargeError, TableStore
+from app.observe.metrics import Metrics
 from tests.fakes import FakeTable
 
 

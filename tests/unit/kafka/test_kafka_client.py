@@ -7,8 +7,7 @@ from pathlib import Path
 
 import faust
 import pytest
-from aiokafka.errors import (KafkaConnectionError, SaslAuthenticationFailed,
-                             UnsupportedSaslMechanismError)
+from aiokafka.errors import KafkaConnectionError, SaslAuthenticationFailed, UnsupportedSaslMechanismError
 
 from app.kafka.client import classify, client_options, explain_failure, faust_credentials, security_options
 from app.settings import Settings, SettingsError

@@ -13,8 +13,8 @@ from prometheus_client import CollectorRegistry
 from app.core.health import SourceProgress, decide
 from app.faust.runtime import crash_hint
 from app.observe.health import Progress
-from app.observe.metrics import Metrics, serve
 from app.observe.http import probe
+from app.observe.metrics import Metrics, serve
 from app.settings import Settings
 
 T0_S = 1_767_225_600.0

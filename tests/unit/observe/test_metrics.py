@@ -3,12 +3,13 @@ import hashlib
 
 from prometheus_client import CollectorRegistry
 
-from app.core.lenses.cx import CxAccumulator, merge_cx_partials, rolling_cx
 from app.core.ingest.events import RequestEvent, RumEvent
+from app.core.lenses.cx import CxAccumulator, merge_cx_partials, rolling_cx
 from app.core.lenses.sre import SreAccumulator, merge_sre_partials
 from app.core.windows.partition import LensSpec, PartitionState
 from app.core.windows.windows import PartitionWatermark, WindowSpec
-from app.observe.metrics import OVERFLOW_LABEL, LabelLimiter, Metrics, label_value
+from app.observe.labels import OVERFLOW_LABEL, LabelLimiter, label_value
+from app.observe.metrics import Metrics
 
 
 def sample(metrics: Metrics, metric: str, **labels) -> float | None:

@@ -5,7 +5,7 @@ import pytest
 from app.core.detect import corr_state
 from app.core.detect.correlate import Correlator
 from app.core.detect.dips import DetectionConfig
-from tests.unit.core.detect.scripted import GAP, MIXED, SERVICES, W, dumps, script, step, ws
+from tests.unit.core.detect.scripted import GAP, MIXED, SERVICES, dumps, script, step
 
 
 class PartStore:

@@ -6,7 +6,6 @@ an incident is a set of overrides for some windows of one subject.
 """
 import json
 import math
-import pathlib
 
 import numpy as np
 import orjson
@@ -18,7 +17,24 @@ from app.core.detect.dips import DetectionConfig
 from app.core.detect.incidents import alert_id
 from app.core.detect.stats import pearson
 from tests.paths import ROOT
-from tests.unit.core.detect.scripted import (W, T0, NOISE, GAP, SERVICES, COHORTS, CHECKOUT_SLOW, WEB_FRUSTRATED, MIXED, ws, sre_window, cx_window, script, run, run_lens_first, brief, firing_at, by_subject, dumps)
+from tests.unit.core.detect.scripted import (
+    CHECKOUT_SLOW,
+    GAP,
+    MIXED,
+    SERVICES,
+    WEB_FRUSTRATED,
+    W,
+    brief,
+    by_subject,
+    cx_window,
+    dumps,
+    firing_at,
+    run,
+    run_lens_first,
+    script,
+    sre_window,
+    ws,
+)
 
 SCHEMA = json.loads((ROOT / "schemas"
                      / "alert.schema.json").read_text())
@@ -345,7 +361,7 @@ def _noisy_sre(rng, service, i, requests, slower):
     errors = int(rng.binomial(requests, 0.01))
     slices = [int(v) for v in rng.multinomial(requests, [1 / 6] * 6)]
     bad = [int(rng.binomial(n, 0.01)) for n in slices]
-    up = sum(1 for n, e in zip(slices, bad) if n and e / n <= 0.05)
+    up = sum(1 for n, e in zip(slices, bad, strict=True) if n and e / n <= 0.05)
     with_traffic = sum(1 for n in slices if n)
     p50, p95, p99 = np.quantile(latency, [0.5, 0.95, 0.99])
     return {"lens": "sre", "subject": service, "window_start": ws(i), "window_end": ws(i) + W,

@@ -1,15 +1,22 @@
 """Dead letters sized by their cause: element bytes, a bounded count per message, truncation."""
 import hashlib
 import json
-import pathlib
 import random
 
 import orjson
 import pytest
 from jsonschema import Draft202012Validator
 
-from app.core.ingest.deadletter import (DLQ_MAX_RECORD_BYTES, MAX_ERROR_CHARS, MAX_KEY_BYTES, dead_letter_record,
-                                 key_bytes, max_raw_bytes, raw_bytes, record_limit_bytes)
+from app.core.ingest.deadletter import (
+    DLQ_MAX_RECORD_BYTES,
+    MAX_ERROR_CHARS,
+    MAX_KEY_BYTES,
+    dead_letter_record,
+    key_bytes,
+    max_raw_bytes,
+    raw_bytes,
+    record_limit_bytes,
+)
 from app.core.ingest.decode import ARRAY, NDJSON, NOT_OBJECT, DecodeLimits, Rejected, decode_requests, decode_rum
 from app.core.ingest.framing import MAX_DEAD_LETTERS, MAX_INDEX_RANGES, array_spans
 from tests.paths import ROOT

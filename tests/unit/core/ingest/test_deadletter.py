@@ -2,7 +2,6 @@
 import calendar
 import hashlib
 import json
-import pathlib
 
 import orjson
 import pytest

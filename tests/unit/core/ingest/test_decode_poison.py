@@ -2,13 +2,12 @@
 stop the consumer group); each now gives events and dead letters with a reason. Also the
 caps: subject names (LENSBRIDGE_MAX_SUBJECT_CHARS) and latencies (LENSBRIDGE_MAX_LATENCY_MS)."""
 import json
-import pathlib
 
 import orjson
 import pytest
 
-from app.core.ingest.decode import MAX_ERROR_CHARS, DecodeLimits, decode_requests, decode_rum
 from app.config import decode_limits
+from app.core.ingest.decode import MAX_ERROR_CHARS, DecodeLimits, decode_requests, decode_rum
 from app.settings import Settings, SettingsError
 from tests.paths import ROOT
 

@@ -10,19 +10,25 @@ are still decoded. Deterministic (`derandomize`, no example database); about 21,
 examples in all.
 """
 import json
-import pathlib
 from collections import Counter
 
 import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.core.ingest.decode import (MAX_CLS, MAX_ERROR_CHARS, PROCESSING_ERROR, REASONS, DecodeLimits,
-                             decode_requests, decode_rum)
+from app.core.ingest.decode import (
+    MAX_CLS,
+    MAX_ERROR_CHARS,
+    PROCESSING_ERROR,
+    REASONS,
+    DecodeLimits,
+    decode_requests,
+    decode_rum,
+)
 from app.core.ingest.events import RUM_TYPES, RequestEvent, RumEvent
+from app.core.ingest.fields import Invalid
 from app.core.ingest.render import MAX_SHOWN_CHARS, show_value
 from app.core.ingest.timeparse import parse_ts
-from app.core.ingest.fields import Invalid
 from app.core.ingest.vendors import to_native_rum
 from tests.paths import ROOT
 

@@ -8,7 +8,6 @@ express it; test_decode.py covers it).
 import base64
 import hashlib
 import json
-import pathlib
 
 import orjson
 import pytest

@@ -1,16 +1,15 @@
 """Vendor mappings on sample payloads written from the vendors' published formats
 (schemas/examples/vendors/; sources in docs/VENDORS.md)."""
 import json
-import pathlib
 
 import jsonschema
 import orjson
 import pytest
 
-from app.core.lenses.cx import CxAccumulator
-from app.core.lenses.digest import digest_from_any
 from app.core.ingest.decode import DecodeLimits, decode_rum
 from app.core.ingest.vendors import to_native_rum
+from app.core.lenses.cx import CxAccumulator
+from app.core.lenses.digest import digest_from_any
 from tests.paths import ROOT
 
 SAMPLES = ROOT / "schemas" / "examples" / "vendors"

@@ -1,5 +1,4 @@
 import json
-import pathlib
 
 import jsonschema
 import numpy as np
@@ -7,9 +6,9 @@ import orjson
 import pytest
 import tdigest
 
+from app.core.ingest.events import FRUSTRATION_TYPES, RumEvent
 from app.core.lenses.cx import CxAccumulator, merge_cx_partials, rolling_cx
 from app.core.lenses.digest import digest_from_any
-from app.core.ingest.events import FRUSTRATION_TYPES, RumEvent
 from app.core.lenses.idset import id_hash
 from tests.paths import ROOT
 

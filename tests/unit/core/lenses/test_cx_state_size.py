@@ -1,8 +1,8 @@
 """CX slots stay small at the caps: ids as 8-byte digests, at most MAX_SLOT_IDS per set."""
 import orjson
 
-from app.core.lenses.cx import CxAccumulator, merge_cx_partials
 from app.core.ingest.events import RumEvent
+from app.core.lenses.cx import CxAccumulator, merge_cx_partials
 from app.core.lenses.idset import MAX_SLOT_IDS, MAX_SLOT_PAIRS, id_hash, pack, pack_marks, unpack, unpack_marks
 
 W0 = 1_700_000_040

@@ -1,7 +1,6 @@
 import base64
 import itertools
 import json
-import pathlib
 
 import jsonschema
 import numpy as np
@@ -9,8 +8,8 @@ import orjson
 import pytest
 import tdigest
 
-from app.core.lenses.digest import digest_from_any, digest_from_wire, new_digest
 from app.core.ingest.events import RequestEvent
+from app.core.lenses.digest import digest_from_any, digest_from_wire, new_digest
 from app.core.lenses.sre import (
     SreAccumulator,
     merge_sre_partials,
@@ -290,7 +289,7 @@ def test_merge_hand_computed(three_partials):
     values = [c["m"] for p in three_partials
               for c in digest_from_any(p["latency_ms_digest"]).to_dict()["centroids"]]
     assert merged["latency_ms"] == pytest.approx(
-        dict(zip(("p50", "p95", "p99"), np.quantile(values, [0.5, 0.95, 0.99]))))
+        dict(zip(("p50", "p95", "p99"), np.quantile(values, [0.5, 0.95, 0.99]), strict=True)))
     assert merged["latency_ms_digest"]["n_values"] == 109
 
 

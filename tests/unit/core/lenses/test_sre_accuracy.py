@@ -58,7 +58,7 @@ def truth_and_merged():
 def test_percentiles_within_one_percent(truth_and_merged):
     latency_ms, _, _, merged = truth_and_merged
     exact = np.quantile(latency_ms, QS)
-    for q, want in zip(("p50", "p95", "p99"), exact):
+    for q, want in zip(("p50", "p95", "p99"), exact, strict=True):
         got = merged["latency_ms"][q]
         assert abs(got - want) / want < 0.01, (q, got, want)
 

@@ -1,7 +1,7 @@
 """The joiner's SLO step releases a burn alert with the CX check of its own window, however
 many windows one completeness update decides (a lens catching up decides dozens at once)."""
-from app.core.slo.burn_step import BurnStep, active_at
 from app.core.detect.correlate import Correlator
+from app.core.slo.burn_step import BurnStep, active_at
 from app.core.slo.spec import PAGE, BurnWindow, Slo
 from tests.unit.core.detect.scripted import W, script, ws
 

@@ -3,7 +3,6 @@ in the middle of an incident."""
 import copy
 import hashlib
 import json
-import pathlib
 
 import numpy as np
 import orjson

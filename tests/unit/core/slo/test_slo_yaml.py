@@ -1,13 +1,12 @@
 """SLO files: the example loads, Sloth / OpenSLO habits work, and every bad line is named
 with its line number and the reason."""
-import pathlib
 import textwrap
 
 import pytest
 
 from app.core.slo.engine import SloConfig, SloEngine
-from app.core.slo.spec import LATENCY, PAGE, TICKET, WORKBOOK_WINDOWS, Slo, SloConfigError
 from app.core.slo.loader import load_slos
+from app.core.slo.spec import LATENCY, PAGE, TICKET, WORKBOOK_WINDOWS, Slo, SloConfigError
 from tests.paths import ROOT
 
 EXAMPLE = ROOT / "slo.example.yaml"

@@ -1,5 +1,11 @@
-from app.core.windows.windows import (NO_WATERMARK, PartitionWatermark, WindowSpec, idle_targets, window_start,
-                              windows_to_force)
+from app.core.windows.windows import (
+    NO_WATERMARK,
+    PartitionWatermark,
+    WindowSpec,
+    idle_targets,
+    window_start,
+    windows_to_force,
+)
 
 SPEC = WindowSpec(window_s=60, grace_s=10, idle_s=15, max_open_windows=3)
 LATER = 1_000_000_000.0  # a wall clock long after every event time here (the clock bound never binds)
