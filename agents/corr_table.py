@@ -9,6 +9,7 @@ services: it is still read, and replaced by the per-subject keys at the next wri
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import orjson
 
@@ -33,7 +34,7 @@ class CorrelatorTable:
         self.legacy = False  # the table still holds the single legacy value
         self.rewrite = False  # the next write covers every subject and every stale key
 
-    def restore(self, values: dict[str, object], cfg: DetectionConfig) -> Correlator:
+    def restore(self, values: dict[str, Any], cfg: DetectionConfig) -> Correlator:
         """The correlator from the table's `corr` and `corr|...` values (parsed JSON)."""
         legacy = values.pop(LEGACY_CORRELATOR, None)
         # The legacy value is removed only after every per-subject key of its replacement was

@@ -25,9 +25,9 @@ from agents.ports import Clock, Commit, Event, Message, Outbox, Rebalances, Seek
 from agents.positions import InputPositions
 from app.config import detection_config
 from app.core import joiner_table
-from app.core.joiner_table import SUMMARIES_PARTITION
 from app.core.detect.correlate import Correlator
 from app.core.ingest.decode import NOT_JSON, Rejected
+from app.core.joiner_table import SUMMARIES_PARTITION
 from app.core.slo.burn_step import BurnStep
 from app.core.windows.merger import Released, WindowMerger, record_problem
 from app.core.windows.offsets import Action

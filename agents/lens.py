@@ -21,8 +21,8 @@ import asyncio
 import logging
 
 from agents import safety
-from agents.ports import Clock, Commit, Event, Message, Outbox, Rebalances, Seek, Stream, TableStore, wait_all
 from agents.pending import Pending
+from agents.ports import Clock, Commit, Event, Message, Outbox, Rebalances, Seek, Stream, TableStore, wait_all
 from agents.positions import Epoch, InputPositions
 from app.config import window_spec
 from app.core.ingest.deadletter import late_rejection
@@ -55,7 +55,7 @@ class LensRunner:
         self.states: dict[int, PartitionState] = {}
         self.pending: dict[int, Pending] = {}
         self.last_flush: dict[int, float] = {}
-        self.announced: dict[int, float] = {}  # partition -> watermark window last announced
+        self.announced: dict[int, int | None] = {}  # partition -> watermark window last announced
         self.lock = asyncio.Lock()
         self.inflight: dict[int, asyncio.Future] = {}  # partition -> its last flush's completion
         self.stream: Stream | None = None

@@ -29,7 +29,7 @@ class Pending:
     def late_by_message(self, late: Iterable[tuple[int, Any]]) -> list[tuple[int, list, bytes | None]]:
         """(offset, its late events, its bytes) per message with late events: one dead letter
         each carries the bytes once (one per event grew with the square of a batch's size)."""
-        raw = {offset: value for (offset, _), value in zip(self.messages, self.raw)}
+        raw = {offset: value for (offset, _), value in zip(self.messages, self.raw, strict=True)}
         by_offset: dict[int, list] = {}
         for offset, event in late:
             by_offset.setdefault(offset, []).append(event)

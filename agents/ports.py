@@ -8,7 +8,7 @@ so a runner acks its input only after everything that input caused is stored.
 from __future__ import annotations
 
 import asyncio
-from typing import Awaitable, Callable, Iterable, Protocol
+from typing import Awaitable, Callable, Iterable, Mapping, Protocol
 
 from app.core.ingest.decode import Rejected
 
@@ -45,8 +45,8 @@ class TableStore(Protocol):
     """Durable key/value state per partition (a changelog-backed table)."""
 
     def items(self, prefix: str) -> list[tuple[str, bytes]]: ...
-    def write(self, partition: int, writes: dict[str, bytes | None]) -> list[asyncio.Future]: ...
-    async def write_and_wait(self, partition: int, writes: dict[str, bytes | None]) -> None: ...
+    def write(self, partition: int, writes: Mapping[str, bytes | None]) -> list[asyncio.Future]: ...
+    async def write_and_wait(self, partition: int, writes: Mapping[str, bytes | None]) -> None: ...
 
 
 class Outbox(Protocol):

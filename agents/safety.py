@@ -17,8 +17,8 @@ import logging
 from typing import TYPE_CHECKING, Callable
 
 from app.core.ingest.decode import PROCESSING_ERROR, Rejected
-from app.core.windows.partition import FoldOutcome, PartitionState, partition_prefix
 from app.core.ingest.render import raised_at
+from app.core.windows.partition import FoldOutcome, PartitionState, partition_prefix
 
 if TYPE_CHECKING:  # the runner imports this module
     from agents.lens import LensRunner

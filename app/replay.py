@@ -154,7 +154,7 @@ async def _settle(pending: list[tuple[asyncio.Future, str]], totals: ReplayTotal
                   out: TextIO) -> list:
     """Awaits every send; a failed delivery moves its message from sent to failed."""
     results = await asyncio.gather(*(f for f, _ in pending), return_exceptions=True)
-    for result, (_, source) in zip(results, pending):
+    for result, (_, source) in zip(results, pending, strict=True):
         if isinstance(result, BaseException):
             totals.failed += 1
             if source == REQUESTS:

@@ -14,7 +14,7 @@ Keys are built and split only here, so no runner handles their format.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Any, Iterable
 
 import orjson
 
@@ -54,7 +54,7 @@ class JoinerState:
     merger: WindowMerger
     next_offset: int = 0
     burns: dict | None = None
-    correlator: dict[str, object] = field(default_factory=dict)  # key -> parsed value, for CorrelatorTable
+    correlator: dict[str, Any] = field(default_factory=dict)  # key -> parsed value, for CorrelatorTable
 
 
 def read_state(items: Iterable[tuple[str, bytes]], window_s: int, partitions: int) -> JoinerState:
@@ -70,9 +70,9 @@ def read_state(items: Iterable[tuple[str, bytes]], window_s: int, partitions: in
         else:
             _read_merger_key(merger, key, raw)
     # Partials of windows already released are leftovers of a crash during their deletion.
-    for key in [k for k in merger.pending
-                if k[2] + merger.window_s <= merger.released_until.get(k[0], NO_WATERMARK)]:
-        del merger.pending[key]
+    for done in [k for k in merger.pending
+                 if k[2] + merger.window_s <= merger.released_until.get(k[0], NO_WATERMARK)]:
+        del merger.pending[done]
     return state
 
 

@@ -2,12 +2,12 @@
 an int to Python, but `true` is not a count or a measurement); `is_finite_number` also
 refuses NaN and the infinities."""
 import math
-from typing import Any
+from typing import Any, TypeGuard
 
 
-def is_number(v: Any) -> bool:
+def is_number(v: Any) -> TypeGuard[int | float]:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def is_finite_number(v: Any) -> bool:
+def is_finite_number(v: Any) -> TypeGuard[int | float]:
     return is_number(v) and math.isfinite(v)

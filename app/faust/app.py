@@ -16,10 +16,10 @@ from app.core import sizes
 from app.faust import backoff as kafka_backoff
 from app.faust import memory_store
 from app.faust.consumer import consumer_ports
+from app.faust.credentials import faust_credentials
 from app.faust.outbox import Outbox
 from app.faust.runtime import joiner_agent, lens_agent, lifecycle
 from app.faust.store import TableStore
-from app.kafka.client import faust_credentials
 from app.kafka.topic_sizes import changelog_topic, producer_max_request_size, record_limits, topic_configs
 from app.lenses import lenses
 from app.observe.health import Progress

@@ -17,7 +17,7 @@ than letting aiokafka refuse the record inside Faust's producer task.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Mapping
 
 from agents.ports import wait_all
 from app.core.sizes import MAX_STATE_BYTES, fits
@@ -37,7 +37,7 @@ class TableStore:
         return [(key.decode(), value) for key, value in list(self.table.data.items())
                 if key.startswith(raw_prefix) and value is not None]
 
-    def write(self, partition: int, writes: dict[str, bytes | None]) -> list[asyncio.Future]:
+    def write(self, partition: int, writes: Mapping[str, bytes | None]) -> list[asyncio.Future]:
         """Apply writes (None = delete) locally and to the changelog partition."""
         for key, value in writes.items():
             if value is not None and not fits(key.encode(), value, self.limit):
@@ -55,5 +55,5 @@ class TableStore:
             futures.append(self.table.send_changelog(partition, raw_key, value))
         return futures
 
-    async def write_and_wait(self, partition: int, writes: dict[str, bytes | None]) -> None:
+    async def write_and_wait(self, partition: int, writes: Mapping[str, bytes | None]) -> None:
         await wait_all(self.write(partition, writes))

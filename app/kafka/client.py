@@ -66,20 +66,6 @@ def client_options(settings: Settings) -> dict[str, Any]:
     return {"bootstrap_servers": settings.bootstrap_servers, **security_options(settings)}
 
 
-def faust_credentials(settings: Settings) -> Any:
-    """Faust's `broker_credentials` for the same options (None for PLAINTEXT)."""
-    import faust  # only the worker needs Faust
-
-    protocol = settings.security_protocol
-    if protocol == "PLAINTEXT":
-        return None
-    if protocol.startswith("SASL"):
-        credentials = faust.SASLCredentials(username=settings.sasl_username, password=settings.sasl_password,
-                                            mechanism=settings.sasl_mechanism, ssl_context=ssl_context(settings))
-        return credentials
-    return faust.SSLCredentials(ssl_context(settings))
-
-
 def classify(exc: BaseException, settings: Settings) -> str | None:
     """A sentence naming the setting behind a connection failure, or None when it is not about
     security (then the broker is most likely unreachable)."""

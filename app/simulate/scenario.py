@@ -145,7 +145,7 @@ def _interpolate(points: tuple[ProfilePoint, ...], window: int, attr: str) -> fl
     """Piecewise-linear between profile points, flat before the first and after the last."""
     if window <= points[0].window:
         return getattr(points[0], attr)
-    for a, b in zip(points, points[1:]):
+    for a, b in zip(points, points[1:], strict=False):
         if window <= b.window:
             frac = (window - a.window) / (b.window - a.window)
             return getattr(a, attr) + frac * (getattr(b, attr) - getattr(a, attr))

@@ -13,8 +13,19 @@ from pathlib import Path
 from typing import Any
 
 from app.core.ingest.events import FRUSTRATION_TYPES
-from app.simulate.scenario import (CX_KINDS, SRE_KINDS, VERDICTS, Cohort, Dependency, Incident,
-                                   LogNormal, ProfilePoint, Scenario, ScenarioError, Service)
+from app.simulate.scenario import (
+    CX_KINDS,
+    SRE_KINDS,
+    VERDICTS,
+    Cohort,
+    Dependency,
+    Incident,
+    LogNormal,
+    ProfilePoint,
+    Scenario,
+    ScenarioError,
+    Service,
+)
 from app.simulate.scenario_fields import REQUIRED, JsonObject
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")

@@ -2,7 +2,7 @@
 import io
 
 from app.replay import Pacer
-from app.replay_files import RUM, REQUESTS, Line, interleave, iter_lines, key_and_ts, parse_lines
+from app.replay_files import REQUESTS, RUM, Line, interleave, iter_lines, key_and_ts, parse_lines
 
 
 def lines(source, *ts_values):

@@ -20,7 +20,7 @@ def security() -> dict:
 
 def faust_security() -> dict:
     """Faust's `broker_credentials` for the same environment ({} for PLAINTEXT)."""
-    from app.kafka.client import faust_credentials
+    from app.faust.credentials import faust_credentials
     from app.settings import Settings
 
     credentials = faust_credentials(Settings.from_env())

@@ -22,6 +22,13 @@ class Context:
     def record(self, lens: str, window_start: int, subject: str) -> dict | None:
         return self._records[lens].get(window_start, {}).get(subject)
 
+    def known_entry(self, lens: str, window_start: int, subject: str) -> dict:
+        """The detection entry a verdict is built for: it exists (KeyError otherwise)."""
+        return self._detections[lens][window_start][subject]
+
+    def known_record(self, lens: str, window_start: int, subject: str) -> dict:
+        return self._records[lens][window_start][subject]
+
     def offsets(self) -> list[int]:
         """-lag..lag, nearest first, earlier before later: the tie-break order."""
         return sorted(range(-self.lag, self.lag + 1), key=lambda o: (abs(o), o))
@@ -41,7 +48,7 @@ class Context:
 
     def _link_shares(self, cohort: str) -> dict[str, float]:
         first = self.w - (self.cfg.link_windows - 1) * self.step
-        views, per_service = 0, {}
+        views, per_service = 0, dict[str, int]()
         for ws in range(first, self.w + self.lag * self.step + 1, self.step):
             rec = self.record(CX, ws, cohort)
             if rec is None:
@@ -85,8 +92,8 @@ class Context:
         """The subject's strongest dipped metric within +-lag, weighted by alignment."""
         best = None
         for offset in self.offsets():
-            entry = self.entry(lens, self.w + offset * self.step, subject)
-            for metric, check in sorted((entry or {}).get("checks", {}).items()):
+            entry = self.entry(lens, self.w + offset * self.step, subject) or {}
+            for metric, check in sorted(entry.get("checks", {}).items()):
                 if not check["dip"]:
                     continue
                 alignment = self.cfg.adjacent_alignment ** abs(offset)

@@ -192,8 +192,8 @@ class Correlator:
         self._next_detect[lens] = start
 
     def _decide_ready(self) -> list[dict]:
-        horizons = [self._effective_complete(lens) for lens in LENSES]
-        if None in horizons:
+        horizons = [h for h in (self._effective_complete(lens) for lens in LENSES) if h is not None]
+        if len(horizons) < len(LENSES):
             return []
         step, lag_s = self.cfg.window_s, self.cfg.correlation_lag_windows * self.cfg.window_s
         last = (int(min(horizons) - lag_s) // step - 1) * step  # last decidable window start

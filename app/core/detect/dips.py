@@ -128,7 +128,7 @@ def window_record(merged: dict) -> dict:
 
 def _sre_record(m: dict) -> dict:
     requests = _count(m.get("requests"))
-    latency = m.get("latency_ms") if isinstance(m.get("latency_ms"), dict) else {}
+    latency = _dict(m.get("latency_ms"))
     slices = _count(m.get("slices_with_traffic"))
     values = {"latency_p95_ms": _num(latency.get("p95")),
               "latency_p99_ms": _num(latency.get("p99")),
@@ -140,15 +140,19 @@ def _sre_record(m: dict) -> dict:
             "volume": {"requests": requests}, "services": {}}
 
 
+def _dict(value: object) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
 def _cx_record(m: dict) -> dict:
     sessions, page_views = _count(m.get("sessions")), _count(m.get("page_views"))
-    tti = m.get("tti_ms") if isinstance(m.get("tti_ms"), dict) else {}
+    tti = _dict(m.get("tti_ms"))
     values = {"frustration_ratio": _num(m.get("frustration_ratio")),
               "abandonment_ratio": _num(m.get("abandonment_ratio")),
               "tti_p75_ms": _num(tti.get("p75"))}
     counts = {"frustration_ratio": [_count(m.get("frustrated_sessions")), sessions],
               "abandonment_ratio": [_count(m.get("abandons")), page_views]}
-    links = m.get("services") if isinstance(m.get("services"), dict) else {}
+    links = _dict(m.get("services"))
     services = {str(s): _count(n) for s, n in links.items() if _count(n) > 0}
     return {"values": _present(values), "counts": counts,
             "volume": {"sessions": sessions, "page_views": page_views}, "services": services}

@@ -23,7 +23,7 @@ from app.core.detect.incidents import alert_id, evidence_entry, pct, relative_ch
 
 def own_evidence(ctx: Context, lens: str, subject: str) -> list[dict]:
     """The subject's dipped metrics in window w, worst first."""
-    checks = ctx.entry(lens, ctx.w, subject)["checks"]
+    checks = ctx.known_entry(lens, ctx.w, subject)["checks"]
     dipped = sorted((m for m in checks if checks[m]["dip"]), key=lambda m: (-checks[m]["size"], m))
     return [evidence_entry(lens, subject, ctx.w, m, checks[m]) for m in dipped]
 
@@ -46,7 +46,11 @@ def _closeness(check: dict) -> float:
 
 
 def _by_share(pool: dict[str, float | None]) -> list[str]:
-    return sorted(pool, key=lambda s: (-(pool[s] if pool[s] is not None else 1.0), s))
+    return sorted(pool, key=lambda s: (-_share_or_one(pool[s]), s))
+
+
+def _share_or_one(share: float | None) -> float:
+    return 1.0 if share is None else share
 
 
 # ---- CX dip of a cohort --------------------------------------------------------------------
@@ -59,7 +63,7 @@ def cx_verdict(ctx: Context, cohort: str) -> dict:
     found.sort(key=lambda c: (-c[0]["score"], c[0]["service"]))
     candidates = [c for c, _, _ in found]
     sessions, share = ctx.sessions_share(ctx.w, cohort)
-    traffic = ctx.entry(CX, ctx.w, cohort)["traffic"]
+    traffic = ctx.known_entry(CX, ctx.w, cohort)["traffic"]
     shown = found[: ctx.cfg.max_evidence_subjects]
     evidence = own_evidence(ctx, CX, cohort) + (
         [evidence_entry(SRE, c["service"], c["window_start"], c["metric"], check)
@@ -73,7 +77,7 @@ def cx_verdict(ctx: Context, cohort: str) -> dict:
         "services": sorted(c["service"] for c in candidates), "cohorts": [cohort],
         "evidence": evidence, "candidates": candidates,
         "impact": {"sessions": sessions, "session_share": round(share, 6),
-                   "page_views": ctx.record(CX, ctx.w, cohort)["volume"]["page_views"],
+                   "page_views": ctx.known_record(CX, ctx.w, cohort)["volume"]["page_views"],
                    "traffic_vs_usual": _ratio(traffic["volume"], traffic["median"]),
                    "dependency_links": bool(shares)},
         "correlations": ctx.correlations([(s, cohort) for s in sorted(involved)]),
@@ -107,7 +111,7 @@ def _candidate(ctx: Context, service: str,
 def sre_verdict(ctx: Context, service: str) -> dict:
     dependents = _dependents(ctx, service)
     affected, related = _affected(ctx, dependents)
-    traffic = ctx.entry(SRE, ctx.w, service)["traffic"]
+    traffic = ctx.known_entry(SRE, ctx.w, service)["traffic"]
     vs_peak = _ratio(traffic["volume"], traffic["peak"])
     session_share = min(1.0, sum(a["session_share"] for a in affected))
     impact = {"cohorts": affected, "sessions_affected": sum(a["sessions"] for a in affected),
@@ -191,7 +195,7 @@ def _why_no_impact(ctx: Context, dependents: dict, impact: dict) -> tuple[list[s
 
 def _check_of(ctx: Context, affected: dict) -> dict:
     ws = ctx.w + affected["offset_windows"] * ctx.step
-    return ctx.entry(CX, ws, affected["cohort"])["checks"][affected["metric"]]
+    return ctx.known_entry(CX, ws, affected["cohort"])["checks"][affected["metric"]]
 
 
 def _ratio(value: float, usual: float | None) -> float | None:

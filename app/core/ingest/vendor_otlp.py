@@ -4,8 +4,7 @@ import math
 from collections import ChainMap
 from typing import Any
 
-from app.core.ingest.vendor_fields import (VITAL_KEYS, as_list, as_obj, put, put_str, record_list,
-                                          str_list)
+from app.core.ingest.vendor_fields import VITAL_KEYS, as_list, as_obj, put, put_str, record_list, str_list
 
 _MAX_ANY_DEPTH = 16  # nesting of OTLP arrayValue/kvlistValue decoded; deeper is None
 _RETIRED_VITALS = {"fid"}  # FID was replaced by INP on 2024-03-12: dropped, not dead-lettered

@@ -22,12 +22,16 @@ abandoned and complete. See docs/VENDORS.md (producers).
 """
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
-from app.core.lenses.cx_merge import (DEFAULT_TTI_QUANTILES, DEFAULT_VITAL_QUANTILE,  # noqa: F401
-                               merge_cx_partials, rolling_cx)
-from app.core.lenses.digest import DEFAULT_COMPRESSION, StoredDigest
 from app.core.ingest.events import FRUSTRATION_TYPES, RumEvent
+
+# The merge and the rolling view live in cx_merge.py; the lens's public face is this module.
+from app.core.lenses.cx_merge import DEFAULT_TTI_QUANTILES as DEFAULT_TTI_QUANTILES
+from app.core.lenses.cx_merge import DEFAULT_VITAL_QUANTILE as DEFAULT_VITAL_QUANTILE
+from app.core.lenses.cx_merge import merge_cx_partials as merge_cx_partials
+from app.core.lenses.cx_merge import rolling_cx as rolling_cx
+from app.core.lenses.digest import DEFAULT_COMPRESSION, StoredDigest
 from app.core.lenses.idset import MAX_SLOT_IDS, MAX_SLOT_PAIRS, id_hash, pack, pack_marks, unpack, unpack_marks
 from app.core.numbers import is_finite_number
 
@@ -77,10 +81,11 @@ class CxAccumulator:
         vitals: dict[str, list[float]] = {}
         for ev in events:
             _check(ev, self.window_start_s)
+            # _check refused an interactive or web_vital event without its measure
             if ev.type == "interactive":
-                tti.append(ev.tti_ms)
+                tti.append(cast(float, ev.tti_ms))
             elif ev.type == "web_vital":
-                vitals.setdefault(ev.name, []).append(ev.value)
+                vitals.setdefault(cast(str, ev.name), []).append(cast(float, ev.value))
         if tti:
             self._tti.live()  # a corrupt restored digest raises here, before any change
         for name in vitals.keys() & self._vitals.keys():
@@ -119,7 +124,8 @@ class CxAccumulator:
                 over = True
             else:
                 slot = 0 if kind == "complete" else 1
-                if marks[slot] is None or ev.ts_s < marks[slot]:
+                mark = marks[slot]
+                if mark is None or ev.ts_s < mark:
                     marks[slot] = ev.ts_s
         for service in ev.services:
             views = self.view_services.setdefault(service, set())

@@ -11,6 +11,7 @@ from typing import Any
 
 from fastdigest import TDigest
 
+from app.core.ingest.events import RequestEvent
 from app.core.lenses.digest import (
     DEFAULT_COMPRESSION,
     StoredDigest,
@@ -19,7 +20,6 @@ from app.core.lenses.digest import (
     new_digest,
 )
 from app.core.lenses.digest import quantiles as digest_quantiles
-from app.core.ingest.events import RequestEvent
 
 LENS = "sre"
 SCHEMA_VERSION = 2  # of the partial (schemas/sre-partial.schema.json): 2 = binary digest

@@ -101,7 +101,7 @@ def record_problem(record: object, lenses: Collection[str]) -> tuple[str, str] |
     subject, start, end = record.get("subject"), record.get("window_start"), record.get("window_end")
     if type(subject) is not str or not subject:
         return "wrong_type", f"field 'subject' must be a non-empty string, got {_show(subject)}"
-    if type(start) is not int or not _is_number(end) or end <= start:
+    if type(start) is not int or not isinstance(end, (int, float)) or not _is_number(end) or end <= start:
         return "wrong_type", (f"fields 'window_start' and 'window_end' must be an integer and a later "
                               f"number, got {_show(start)} and {_show(end)}")
     return None

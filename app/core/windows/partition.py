@@ -39,7 +39,7 @@ class LensSpec:
     subject_of: Callable[[Any], str]
     new_accumulator: Callable[[int], Accumulator]  # window_start_s -> accumulator
     accumulator_from_state: Callable[[dict], Accumulator]
-    fold: Callable[[Accumulator, list], None]  # fold one batch of events into an accumulator
+    fold: Callable[[Any, list], None]  # fold one batch of events into an accumulator (of this lens)
 
 
 @dataclass
@@ -238,15 +238,15 @@ class PartitionState:
     def restore(cls, lens: LensSpec, spec: WindowSpec, partition: int, max_subjects: int,
                 items: Iterable[tuple[str, bytes]], now_s: float) -> "PartitionState":
         """Rebuild from this partition's table entries (as written by `checkpoint`)."""
-        meta = {"offset": NO_OFFSET, "watermark": {}}
-        slots = []
+        meta: dict[str, Any] = {"offset": NO_OFFSET, "watermark": {}}
+        slots: list[tuple[int, str, dict]] = []
         for key, raw in items:
             value = orjson.loads(raw)
             if key == meta_key(lens.name, partition):
                 meta = value
             else:
-                _, _, start, subject = key.split("|", 3)
-                slots.append((int(start), subject, value))
+                _, _, start_text, subject = key.split("|", 3)
+                slots.append((int(start_text), subject, value))
         state = cls(lens, spec, partition, max_subjects,
                     PartitionWatermark.from_state(spec, meta["watermark"], now_s), meta["offset"])
         for start, subject, value in slots:

@@ -4,11 +4,11 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from app.core.joiner_table import LEGACY_CORRELATOR
 from app.core.detect import corr_state
 from app.core.detect.correlate import Correlator
-from tests.unit.core.detect.scripted import GAP, MIXED, dumps, script, step
+from app.core.joiner_table import LEGACY_CORRELATOR
 from tests.unit.agents.builders import joiner_runner
+from tests.unit.core.detect.scripted import GAP, MIXED, dumps, script, step
 
 DEPARTING = [("sre", "search", range(45, 400), GAP)]
 

@@ -2,15 +2,7 @@
 from __future__ import annotations
 
 import asyncio
-from types import SimpleNamespace
 
-from prometheus_client import CollectorRegistry
-
-from agents.joiner import JoinerRunner
-from app.lenses import lenses
-from app.observe.metrics import Metrics
-from app.settings import Settings
-from app.faust.store import TableStore
 from tests.fakes import FakeStream, summary_event
 from tests.unit.agents.builders import joiner_runner
 

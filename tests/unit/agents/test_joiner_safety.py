@@ -3,16 +3,15 @@ instead of failing on them; the good records around them are merged and everythi
 from __future__ import annotations
 
 import asyncio
-from types import SimpleNamespace
 
 import orjson
 from prometheus_client import CollectorRegistry
 
 from agents.joiner import JoinerRunner
+from app.faust.store import TableStore
 from app.lenses import lenses
 from app.observe.metrics import Metrics
 from app.settings import Settings
-from app.faust.store import TableStore
 from tests.fakes import FakeOutbox, FakeStream, FakeTable, summary_event
 
 JUNK = [

@@ -6,18 +6,12 @@ tests pin down what the runner does when a rebalance lands in the middle of its 
 from __future__ import annotations
 
 import asyncio
-from types import SimpleNamespace
 
 import orjson
-from prometheus_client import CollectorRegistry
 
-from agents.lens import LensRunner
-from app.lenses import sre_lens
-from app.observe.metrics import Metrics
-from app.settings import Settings
-from app.faust.store import TableStore
-from tests.fakes import T0_S, FakeOutbox, FakeStream, FakeTable, request_event
+from tests.fakes import T0_S, FakeStream, request_event
 from tests.unit.agents.builders import lens_runner
+
 
 def test_flush_acks_only_after_state_is_written() -> None:
     async def scenario() -> None:

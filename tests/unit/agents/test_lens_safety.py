@@ -12,9 +12,9 @@ from prometheus_client import CollectorRegistry
 from agents import safety
 from agents.lens import LensRunner
 from app.core.windows.partition import meta_key, slot_key
+from app.faust.store import TableStore
 from app.observe.metrics import Metrics
 from app.settings import Settings
-from app.faust.store import TableStore
 from tests.fakes import T0_S, FakeOutbox, FakeStream, FakeTable, request_event
 
 DECODE_POISON = b"POISON: the decoder raises on this"

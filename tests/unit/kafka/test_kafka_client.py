@@ -9,7 +9,8 @@ import faust
 import pytest
 from aiokafka.errors import KafkaConnectionError, SaslAuthenticationFailed, UnsupportedSaslMechanismError
 
-from app.kafka.client import classify, client_options, explain_failure, faust_credentials, security_options
+from app.faust.credentials import faust_credentials
+from app.kafka.client import classify, client_options, explain_failure, security_options
 from app.settings import Settings, SettingsError
 from tests.paths import ROOT
 
