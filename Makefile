@@ -45,7 +45,7 @@ kafka-sasl-stop: ## stop the SASL_SSL broker started by `make kafka-sasl`
 	@scripts/kafka-sasl.sh stop
 
 # ruff and mypy read their settings (rules, the files mypy checks) from pyproject.toml.
-lint: install ## ruff check (pyflakes, isort, bugbear, private members) and mypy on the core, settings and observe
+lint: install ## ruff check (pyflakes, isort, bugbear, private members outside app/faust) and mypy (core, settings, lenses, observe, agents)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
