@@ -4,7 +4,7 @@ A message carries one JSON object, a JSON array of objects, or NDJSON (one
 object per line; blank lines skipped). One bad element rejects that element
 only. The contracts are `schemas/request.schema.json` and
 `schemas/rum-event.schema.json` (schemas/README.md); tests run every schema
-example through here and require the same verdict. Hot path (BRIEF section 5):
+example through here and require the same verdict. Hot path (docs/BENCH.md):
 one `orjson.loads` per message, plain type checks, no jsonschema at runtime.
 Unknown fields are ignored. Time is a parameter: historical times are
 accepted, times beyond `now_s + max_future_skew_s` are not.

@@ -1,6 +1,6 @@
 """SRE lens maths: per (window, service, partition) accumulator, its partial, the exact merge.
 
-Map-side combine (BRIEF section 4): each input partition folds its own requests and emits
+Map-side combine: each input partition folds its own requests and emits
 one partial per (window, service, partition) when the window closes; the joiner merges
 partials. Counts and slice counts add exactly; t-digests merge (approximate quantiles,
 exact `n`). Availability is computed only after slices are summed across partitions:

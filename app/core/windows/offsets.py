@@ -2,8 +2,8 @@
 
 Faust's commits can run ahead of what was processed: messages that reach a
 stream while flow control is paused, or from an older rebalance generation, are
-dropped *and acked* (faust/streams.py), and exactly-once is not trusted either
-(BRIEF section 5). So the state stores the next offset it needs, and this guard
+dropped *and acked* (faust-streaming's streams.py), and exactly-once is not relied on either.
+So the state stores the next offset it needs, and this guard
 compares every delivered offset with it:
 
 - below it: a duplicate (already handled) -> skip;

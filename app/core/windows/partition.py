@@ -4,7 +4,7 @@ Holds the partition's watermark and one accumulator per open (window, subject).
 Each accumulator remembers the last input offset folded into it, and the
 partition remembers the last offset it fully processed, so after a crash the
 events Kafka hands out again are skipped exactly where they were already
-counted (Faust's exactly-once mode is not trusted: BRIEF section 5).
+counted (Faust's exactly-once mode is not trusted: offsets.py says why).
 
 The caller (a lens agent) drives a cycle per batch:
   fold(messages) -> checkpoint() is persisted -> closed windows' partials are

@@ -1,7 +1,7 @@
 """Event-time tumbling windows with a per-partition watermark.
 
 Faust's windowed tables expire on wall-clock time and close windows only when a
-later event arrives (BRIEF section 5), so the event-time rules live here, in
+later event arrives, so the event-time rules live here, in
 pure code with the wall clock passed in:
 
 - windows of `window_s` aligned to the epoch;
