@@ -22,7 +22,7 @@ import orjson
 from agents import safety
 from agents.corr_table import CorrelatorTable
 from agents.ports import Clock, Commit, Event, Message, Outbox, Rebalances, Seek, Stream, TableStore, wait_all
-from agents.positions import InputPositions
+from agents.positions import InputPositions, PositionedRunner
 from app.config import detection_config
 from app.core import joiner_table
 from app.core.detect.correlate import Correlator
@@ -42,7 +42,7 @@ NAME = "joiner"
 MAX_UNACKED_RECORDS = 256  # records whose table writes may be in flight at once
 
 
-class JoinerRunner:
+class JoinerRunner(PositionedRunner):
     def __init__(self, lenses: dict[str, Lens], settings: Settings, store: TableStore, outbox: Outbox,
                  metrics: Metrics, clock: Clock, seek: Seek, slos: list | None = None, *,
                  commit: Commit, rebalances: Rebalances = lambda: 0, progress: Progress | None = None):
@@ -63,19 +63,6 @@ class JoinerRunner:
         self.unacked: deque[tuple[list, Event, int]] = deque()  # (write futures, event, rebalances), in order
         self.stream: Stream | None = None
         self.ack_lock = asyncio.Lock()
-
-    @property
-    def progress(self) -> Progress:
-        """What /healthz reads: input waiting, durable progress (shared with the positions)."""
-        return self.positions.progress
-
-    @progress.setter
-    def progress(self, progress: Progress) -> None:
-        self.positions.progress = progress
-
-    @property
-    def generation(self) -> int:
-        return self.positions.generation
 
     def _restore(self) -> WindowMerger:
         state = joiner_table.read_state(self.store.items(""), self.settings.window_s, self.settings.partitions)

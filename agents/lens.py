@@ -23,7 +23,7 @@ import logging
 from agents import safety
 from agents.pending import Pending
 from agents.ports import Clock, Commit, Event, Message, Outbox, Rebalances, Seek, Stream, TableStore, wait_all
-from agents.positions import Epoch, InputPositions
+from agents.positions import Epoch, InputPositions, PositionedRunner
 from app.config import window_spec
 from app.core.ingest.deadletter import late_rejection
 from app.core.ingest.decode import Rejected
@@ -38,7 +38,7 @@ from app.settings import Settings
 log = logging.getLogger("lensbridge.lens")
 
 
-class LensRunner:
+class LensRunner(PositionedRunner):
     def __init__(self, lens: Lens, settings: Settings, store: TableStore, outbox: Outbox,
                  metrics: Metrics, clock: Clock, seek: Seek, *, commit: Commit,
                  rebalances: Rebalances = lambda: 0, progress: Progress | None = None):
@@ -59,20 +59,6 @@ class LensRunner:
         self.lock = asyncio.Lock()
         self.inflight: dict[int, asyncio.Future] = {}  # partition -> its last flush's completion
         self.stream: Stream | None = None
-
-    @property
-    def progress(self) -> Progress:
-        """What /healthz reads: input waiting, durable progress (shared with the positions)."""
-        return self.positions.progress
-
-    @progress.setter
-    def progress(self, progress: Progress) -> None:
-        self.positions.progress = progress
-
-    @property
-    def generation(self) -> int:
-        """Moves on forget(): work begun before a rebalance must not touch state loaded after it."""
-        return self.positions.generation
 
     # -- state -------------------------------------------------------------------------------
     def state(self, partition: int) -> PartitionState:

@@ -111,3 +111,23 @@ class InputPositions:
         if now_s - self.committed_at_s >= self.commit_interval_s:
             self.committed_at_s = now_s
             await self.commit_durable(partitions)
+
+
+class PositionedRunner:
+    """What a runner exposes of its positions: the progress /healthz reads (shared with them)
+    and the generation that moves on `forget()`."""
+
+    positions: InputPositions
+
+    @property
+    def progress(self) -> Progress:
+        return self.positions.progress
+
+    @progress.setter
+    def progress(self, progress: Progress) -> None:
+        self.positions.progress = progress
+
+    @property
+    def generation(self) -> int:
+        """Work begun before a rebalance must not touch state loaded after it."""
+        return self.positions.generation
