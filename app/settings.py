@@ -11,152 +11,92 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from app.core.ingest.fields import DEFAULT_MAX_LATENCY_MS, DEFAULT_MAX_SUBJECT_CHARS
-from app.core.lenses.sre import parse_error_statuses
+from app.settings_parse import (
+    SettingsError,
+    parse_bool,
+    parse_choice,
+    parse_choices,
+    parse_csv,
+    parse_float,
+    parse_int,
+    parse_int_range,
+    parse_quantiles,
+    parse_replication,
+    parse_status_ranges,
+    parse_str,
+)
 
-
-class SettingsError(ValueError):
-    """A setting has a bad value; the message names the variable and the fix."""
-
-
-def _int(name: str, raw: str, minimum: int | None = None) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not an integer; set {name} to a whole number") from None
-    if minimum is not None and value < minimum:
-        raise SettingsError(f"{name}={raw!r} must be at least {minimum}")
-    return value
-
-
-def _float(name: str, raw: str, minimum: float | None = None, maximum: float | None = None) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not a number; set {name} to a number") from None
-    if value != value:  # NaN passes every comparison below
-        raise SettingsError(f"{name}={raw!r} is not a number; set {name} to a number")
-    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-        raise SettingsError(f"{name}={raw!r} must be between {minimum} and {maximum}")
-    return value
-
-
-def _int_range(name: str, raw: str, minimum: int, maximum: int) -> int:
-    value = _int(name, raw, minimum)
-    if value > maximum:
-        raise SettingsError(f"{name}={raw!r} must be at most {maximum}")
-    return value
+# What the requests topic carries (README "Where requests come from").
+REQUESTS_FORMATS = ("lensbridge", "otlp_proto", "otlp_json", "fields")
+SPAN_KINDS = ("server", "consumer")  # OTLP span kinds that count as requests
+OTLP_SPANS_TOPIC = "otlp_spans"  # the OpenTelemetry Collector kafka exporter's default traces topic
 
 
 # Upper bounds of the decoder's caps: record sizes downstream are planned for them.
 MAX_SUBJECT_CHARS_LIMIT = 4096
 MAX_LATENCY_MS_LIMIT = 86_400_000.0 * 365  # a year
 
-
-def _bool(name: str, raw: str) -> bool:
-    value = raw.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    raise SettingsError(f"{name}={raw!r} is not a boolean; set {name} to true or false")
-
-
-def _replication(name: str, raw: str) -> int:
-    value = _int(name, raw, -1)
-    if value == 0:
-        raise SettingsError(f"{name}=0 is not a replication factor; give -1 (the broker's "
-                            f"default.replication.factor) or a count of at least 1")
-    return value
-
-
-def _str(name: str, raw: str) -> str:
-    if not raw.strip():
-        raise SettingsError(f"{name} is empty; unset it to use the default or give a value")
-    return raw.strip()
-
-
-def _csv(name: str, raw: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in raw.split(",") if part.strip())
-
-
-def _quantiles(name: str, raw: str) -> tuple[float, ...]:
-    values = []
-    for part in _csv(name, raw):
-        q = _float(name, part, 0.0, 1.0)
-        if not 0.0 < q < 1.0:
-            raise SettingsError(f"{name}={raw!r}: each quantile must be strictly between 0 and 1, e.g. 0.5,0.95,0.99")
-        values.append(q)
-    if not values:
-        raise SettingsError(f"{name} is empty; give quantiles such as 0.5,0.95,0.99")
-    return tuple(values)
-
-
-def _status_ranges(name: str, raw: str) -> str:
-    try:
-        parse_error_statuses(raw)
-    except ValueError as exc:
-        raise SettingsError(f"{name}={raw!r}: {exc}") from None
-    return raw
-
-
 # field name -> (environment variable, parser); parsers take (variable, raw text).
 _ENV: dict[str, tuple[str, Callable[[str, str], object]]] = {
-    "bootstrap_servers": ("KAFKA_BOOTSTRAP_SERVERS", _str),
-    "app_id": ("LENSBRIDGE_APP_ID", _str),
-    "topic_requests": ("LENSBRIDGE_TOPIC_REQUESTS", _str),
-    "topic_rum": ("LENSBRIDGE_TOPIC_RUM", _str),
-    "topic_summaries": ("LENSBRIDGE_TOPIC_SUMMARIES", _str),
-    "topic_alerts": ("LENSBRIDGE_TOPIC_ALERTS", _str),
-    "topic_dlq": ("LENSBRIDGE_TOPIC_DLQ", _str),
-    "topic_windows": ("LENSBRIDGE_TOPIC_WINDOWS", _str),
-    "security_protocol": ("KAFKA_SECURITY_PROTOCOL", _str),
-    "sasl_mechanism": ("KAFKA_SASL_MECHANISM", _str),
-    "sasl_username": ("KAFKA_SASL_USERNAME", _str),
-    "sasl_password": ("KAFKA_SASL_PASSWORD", _str),
-    "ssl_cafile": ("KAFKA_SSL_CAFILE", _str),
-    "ssl_certfile": ("KAFKA_SSL_CERTFILE", _str),
-    "ssl_keyfile": ("KAFKA_SSL_KEYFILE", _str),
-    "partitions": ("LENSBRIDGE_PARTITIONS", lambda n, r: _int(n, r, 1)),
-    "window_s": ("LENSBRIDGE_WINDOW_SECONDS", lambda n, r: _int(n, r, 1)),
-    "grace_s": ("LENSBRIDGE_GRACE_SECONDS", lambda n, r: _float(n, r, 0.0)),
-    "idle_s": ("LENSBRIDGE_IDLE_SECONDS", lambda n, r: _float(n, r, 0.1)),
-    "max_open_windows": ("LENSBRIDGE_MAX_OPEN_WINDOWS", lambda n, r: _int(n, r, 1)),
-    "max_subjects": ("LENSBRIDGE_MAX_SUBJECTS", lambda n, r: _int(n, r, 1)),
-    "max_future_skew_s": ("LENSBRIDGE_MAX_FUTURE_SKEW_SECONDS", lambda n, r: _float(n, r, 0.0)),
-    "max_message_bytes": ("LENSBRIDGE_MAX_MESSAGE_BYTES", lambda n, r: _int(n, r, 64)),
-    "max_subject_chars": ("LENSBRIDGE_MAX_SUBJECT_CHARS", lambda n, r: _int_range(n, r, 1, MAX_SUBJECT_CHARS_LIMIT)),
-    "max_latency_ms": ("LENSBRIDGE_MAX_LATENCY_MS", lambda n, r: _float(n, r, 1.0, MAX_LATENCY_MS_LIMIT)),
-    "error_statuses": ("LENSBRIDGE_ERROR_STATUSES", _status_ranges),
-    "digest_compression": ("LENSBRIDGE_DIGEST_COMPRESSION", lambda n, r: _int(n, r, 10)),
-    "latency_quantiles": ("LENSBRIDGE_LATENCY_QUANTILES", _quantiles),
-    "availability_slice_s": ("LENSBRIDGE_AVAILABILITY_SLICE_SECONDS", lambda n, r: _int(n, r, 1)),
-    "availability_error_ratio": ("LENSBRIDGE_AVAILABILITY_ERROR_RATIO", lambda n, r: _float(n, r, 0.0, 1.0)),
-    "cohort_keys": ("LENSBRIDGE_COHORT_KEYS", _csv),
-    "cx_rolling_windows": ("LENSBRIDGE_CX_ROLLING_WINDOWS", lambda n, r: _int(n, r, 1)),
-    "baseline_windows": ("LENSBRIDGE_BASELINE_WINDOWS", lambda n, r: _int(n, r, 1)),
-    "min_baseline_windows": ("LENSBRIDGE_MIN_BASELINE_WINDOWS", lambda n, r: _int(n, r, 1)),
-    "correlation_lag_windows": ("LENSBRIDGE_CORRELATION_LAG_WINDOWS", lambda n, r: _int(n, r, 0)),
-    "resolve_windows": ("LENSBRIDGE_RESOLVE_WINDOWS", lambda n, r: _int(n, r, 1)),
-    "flush_events": ("LENSBRIDGE_FLUSH_EVENTS", lambda n, r: _int(n, r, 1)),
-    "flush_interval_s": ("LENSBRIDGE_FLUSH_INTERVAL_SECONDS", lambda n, r: _float(n, r, 0.01)),
-    "consumer_fetch_bytes": ("LENSBRIDGE_CONSUMER_FETCH_BYTES", lambda n, r: _int(n, r, 0)),
-    "metrics_port": ("LENSBRIDGE_METRICS_PORT", lambda n, r: _int(n, r, 0)),
-    "metrics_bind": ("LENSBRIDGE_METRICS_BIND", _str),
-    "broker_outage_s": ("LENSBRIDGE_BROKER_OUTAGE_SECONDS", lambda n, r: _float(n, r, 5.0, 86400.0)),
-    "stall_s": ("LENSBRIDGE_STALL_SECONDS", lambda n, r: _float(n, r, 1.0, 86400.0)),
-    "web_port": ("LENSBRIDGE_WEB_PORT", lambda n, r: _int(n, r, 0)),
-    "data_dir": ("LENSBRIDGE_DATA_DIR", _str),
-    "standby_replicas": ("LENSBRIDGE_STANDBY_REPLICAS", lambda n, r: _int(n, r, 0)),
-    "slo_file": ("LENSBRIDGE_SLO_FILE", _str),
-    "commit_interval_s": ("LENSBRIDGE_COMMIT_INTERVAL_SECONDS", lambda n, r: _float(n, r, 0.1)),
-    "commit_every_messages": ("LENSBRIDGE_COMMIT_EVERY_MESSAGES", lambda n, r: _int(n, r, 1)),
-    "session_timeout_s": ("LENSBRIDGE_SESSION_TIMEOUT_SECONDS", lambda n, r: _float(n, r, 6.0, 300.0)),
-    "log_level": ("LENSBRIDGE_LOG_LEVEL", _str),
-    "web_enabled": ("LENSBRIDGE_WEB_ENABLED", _bool),
-    "web_bind": ("LENSBRIDGE_WEB_BIND", _str),
-    "replication_factor": ("LENSBRIDGE_REPLICATION_FACTOR", _replication),
-    "max_label_values": ("LENSBRIDGE_MAX_LABEL_VALUES", lambda n, r: _int(n, r, 1)),
-    "label_idle_s": ("LENSBRIDGE_LABEL_IDLE_SECONDS", lambda n, r: _float(n, r, 1.0)),
+    "bootstrap_servers": ("KAFKA_BOOTSTRAP_SERVERS", parse_str),
+    "app_id": ("LENSBRIDGE_APP_ID", parse_str),
+    "topic_requests": ("LENSBRIDGE_TOPIC_REQUESTS", parse_str),
+    "requests_format": ("LENSBRIDGE_REQUESTS_FORMAT", lambda n, r: parse_choice(n, r, REQUESTS_FORMATS)),
+    "requests_fields": ("LENSBRIDGE_REQUESTS_FIELDS", parse_str),
+    "otlp_span_kinds": ("LENSBRIDGE_OTLP_SPAN_KINDS", lambda n, r: parse_choices(n, r, SPAN_KINDS)),
+    "topic_rum": ("LENSBRIDGE_TOPIC_RUM", parse_str),
+    "topic_summaries": ("LENSBRIDGE_TOPIC_SUMMARIES", parse_str),
+    "topic_alerts": ("LENSBRIDGE_TOPIC_ALERTS", parse_str),
+    "topic_dlq": ("LENSBRIDGE_TOPIC_DLQ", parse_str),
+    "topic_windows": ("LENSBRIDGE_TOPIC_WINDOWS", parse_str),
+    "security_protocol": ("KAFKA_SECURITY_PROTOCOL", parse_str),
+    "sasl_mechanism": ("KAFKA_SASL_MECHANISM", parse_str),
+    "sasl_username": ("KAFKA_SASL_USERNAME", parse_str),
+    "sasl_password": ("KAFKA_SASL_PASSWORD", parse_str),
+    "ssl_cafile": ("KAFKA_SSL_CAFILE", parse_str),
+    "ssl_certfile": ("KAFKA_SSL_CERTFILE", parse_str),
+    "ssl_keyfile": ("KAFKA_SSL_KEYFILE", parse_str),
+    "partitions": ("LENSBRIDGE_PARTITIONS", lambda n, r: parse_int(n, r, 1)),
+    "window_s": ("LENSBRIDGE_WINDOW_SECONDS", lambda n, r: parse_int(n, r, 1)),
+    "grace_s": ("LENSBRIDGE_GRACE_SECONDS", lambda n, r: parse_float(n, r, 0.0)),
+    "idle_s": ("LENSBRIDGE_IDLE_SECONDS", lambda n, r: parse_float(n, r, 0.1)),
+    "max_open_windows": ("LENSBRIDGE_MAX_OPEN_WINDOWS", lambda n, r: parse_int(n, r, 1)),
+    "max_subjects": ("LENSBRIDGE_MAX_SUBJECTS", lambda n, r: parse_int(n, r, 1)),
+    "max_future_skew_s": ("LENSBRIDGE_MAX_FUTURE_SKEW_SECONDS", lambda n, r: parse_float(n, r, 0.0)),
+    "max_message_bytes": ("LENSBRIDGE_MAX_MESSAGE_BYTES", lambda n, r: parse_int(n, r, 64)),
+    "max_subject_chars": ("LENSBRIDGE_MAX_SUBJECT_CHARS", lambda n, r: parse_int_range(n, r, 1, MAX_SUBJECT_CHARS_LIMIT)),
+    "max_latency_ms": ("LENSBRIDGE_MAX_LATENCY_MS", lambda n, r: parse_float(n, r, 1.0, MAX_LATENCY_MS_LIMIT)),
+    "error_statuses": ("LENSBRIDGE_ERROR_STATUSES", parse_status_ranges),
+    "digest_compression": ("LENSBRIDGE_DIGEST_COMPRESSION", lambda n, r: parse_int(n, r, 10)),
+    "latency_quantiles": ("LENSBRIDGE_LATENCY_QUANTILES", parse_quantiles),
+    "availability_slice_s": ("LENSBRIDGE_AVAILABILITY_SLICE_SECONDS", lambda n, r: parse_int(n, r, 1)),
+    "availability_error_ratio": ("LENSBRIDGE_AVAILABILITY_ERROR_RATIO", lambda n, r: parse_float(n, r, 0.0, 1.0)),
+    "cohort_keys": ("LENSBRIDGE_COHORT_KEYS", parse_csv),
+    "cx_rolling_windows": ("LENSBRIDGE_CX_ROLLING_WINDOWS", lambda n, r: parse_int(n, r, 1)),
+    "baseline_windows": ("LENSBRIDGE_BASELINE_WINDOWS", lambda n, r: parse_int(n, r, 1)),
+    "min_baseline_windows": ("LENSBRIDGE_MIN_BASELINE_WINDOWS", lambda n, r: parse_int(n, r, 1)),
+    "correlation_lag_windows": ("LENSBRIDGE_CORRELATION_LAG_WINDOWS", lambda n, r: parse_int(n, r, 0)),
+    "resolve_windows": ("LENSBRIDGE_RESOLVE_WINDOWS", lambda n, r: parse_int(n, r, 1)),
+    "flush_events": ("LENSBRIDGE_FLUSH_EVENTS", lambda n, r: parse_int(n, r, 1)),
+    "flush_interval_s": ("LENSBRIDGE_FLUSH_INTERVAL_SECONDS", lambda n, r: parse_float(n, r, 0.01)),
+    "consumer_fetch_bytes": ("LENSBRIDGE_CONSUMER_FETCH_BYTES", lambda n, r: parse_int(n, r, 0)),
+    "metrics_port": ("LENSBRIDGE_METRICS_PORT", lambda n, r: parse_int(n, r, 0)),
+    "metrics_bind": ("LENSBRIDGE_METRICS_BIND", parse_str),
+    "broker_outage_s": ("LENSBRIDGE_BROKER_OUTAGE_SECONDS", lambda n, r: parse_float(n, r, 5.0, 86400.0)),
+    "stall_s": ("LENSBRIDGE_STALL_SECONDS", lambda n, r: parse_float(n, r, 1.0, 86400.0)),
+    "web_port": ("LENSBRIDGE_WEB_PORT", lambda n, r: parse_int(n, r, 0)),
+    "data_dir": ("LENSBRIDGE_DATA_DIR", parse_str),
+    "standby_replicas": ("LENSBRIDGE_STANDBY_REPLICAS", lambda n, r: parse_int(n, r, 0)),
+    "slo_file": ("LENSBRIDGE_SLO_FILE", parse_str),
+    "commit_interval_s": ("LENSBRIDGE_COMMIT_INTERVAL_SECONDS", lambda n, r: parse_float(n, r, 0.1)),
+    "commit_every_messages": ("LENSBRIDGE_COMMIT_EVERY_MESSAGES", lambda n, r: parse_int(n, r, 1)),
+    "session_timeout_s": ("LENSBRIDGE_SESSION_TIMEOUT_SECONDS", lambda n, r: parse_float(n, r, 6.0, 300.0)),
+    "log_level": ("LENSBRIDGE_LOG_LEVEL", parse_str),
+    "web_enabled": ("LENSBRIDGE_WEB_ENABLED", parse_bool),
+    "web_bind": ("LENSBRIDGE_WEB_BIND", parse_str),
+    "replication_factor": ("LENSBRIDGE_REPLICATION_FACTOR", parse_replication),
+    "max_label_values": ("LENSBRIDGE_MAX_LABEL_VALUES", lambda n, r: parse_int(n, r, 1)),
+    "label_idle_s": ("LENSBRIDGE_LABEL_IDLE_SECONDS", lambda n, r: parse_float(n, r, 1.0)),
 }
 
 
@@ -170,6 +110,9 @@ class Settings:
     app_id: str = "lensbridge"
     topic_requests: str = "requests"
     topic_rum: str = "rum-events"
+    requests_format: str = "lensbridge"
+    requests_fields: str = ""  # LENSBRIDGE_REQUESTS_FIELDS, the field map of format `fields`
+    otlp_span_kinds: tuple[str, ...] = ("server",)
     topic_summaries: str = "lens-summaries"
     topic_alerts: str = "correlation-alerts"
     topic_dlq: str = "lensbridge-dlq"
@@ -234,7 +177,10 @@ class Settings:
         for field, (variable, parse) in _ENV.items():
             if variable in env:
                 values[field] = parse(variable, env[variable])
+        if "topic_requests" not in values and values.get("requests_format", "").startswith("otlp_"):
+            values["topic_requests"] = OTLP_SPANS_TOPIC
         settings = cls(**values)
+        settings.check_requests_format()
         settings.check()
         settings.check_security()
         return settings
@@ -268,6 +214,15 @@ class Settings:
                 f"LENSBRIDGE_GRACE_SECONDS={self.grace_s} keeps more windows open than "
                 f"LENSBRIDGE_MAX_OPEN_WINDOWS={self.max_open_windows} allows; lower the grace or raise the cap"
             )
+
+    def check_requests_format(self) -> None:
+        if self.requests_format == "fields" and not self.requests_fields:
+            raise SettingsError("LENSBRIDGE_REQUESTS_FORMAT=fields needs LENSBRIDGE_REQUESTS_FIELDS, e.g. "
+                                "ts=start_time,service=upstream_cluster,latency_ms=duration:ms,status=response_code")
+        if self.requests_fields and self.requests_format != "fields":
+            raise SettingsError(f"LENSBRIDGE_REQUESTS_FIELDS is set but LENSBRIDGE_REQUESTS_FORMAT="
+                                f"{self.requests_format}; set LENSBRIDGE_REQUESTS_FORMAT=fields to use it, "
+                                "or unset it")
 
     def check_security(self) -> None:
         if self.security_protocol not in _PROTOCOLS:

@@ -38,3 +38,28 @@ def test_exposure_defaults_listen_nowhere_they_need_not():
 def test_bad_exposure_and_label_settings_name_the_variable(env, needle):
     with pytest.raises(SettingsError, match=re.escape(needle)):
         Settings.from_env(env)
+
+
+def test_otlp_formats_default_the_topic_to_the_collectors_traces_topic():
+    assert Settings.from_env({"LENSBRIDGE_REQUESTS_FORMAT": "otlp_proto"}).topic_requests == "otlp_spans"
+    assert Settings.from_env({"LENSBRIDGE_REQUESTS_FORMAT": "otlp_json"}).topic_requests == "otlp_spans"
+    chosen = {"LENSBRIDGE_REQUESTS_FORMAT": "otlp_json", "LENSBRIDGE_TOPIC_REQUESTS": "traces"}
+    assert Settings.from_env(chosen).topic_requests == "traces"
+    assert Settings.from_env({}).topic_requests == "requests"
+
+
+@pytest.mark.parametrize("env, named", [
+    ({"LENSBRIDGE_REQUESTS_FORMAT": "otlp"}, "LENSBRIDGE_REQUESTS_FORMAT='otlp' must be one of lensbridge"),
+    ({"LENSBRIDGE_REQUESTS_FORMAT": "fields"}, "needs LENSBRIDGE_REQUESTS_FIELDS"),
+    ({"LENSBRIDGE_REQUESTS_FIELDS": "service=cluster"}, "set LENSBRIDGE_REQUESTS_FORMAT=fields"),
+    ({"LENSBRIDGE_OTLP_SPAN_KINDS": "server,client"}, "LENSBRIDGE_OTLP_SPAN_KINDS='server,client'"),
+    ({"LENSBRIDGE_OTLP_SPAN_KINDS": " , "}, "comma-separated list of server, consumer"),
+])
+def test_request_format_settings_name_the_variable_and_the_fix(env, named):
+    with pytest.raises(SettingsError, match=re.escape(named)):
+        Settings.from_env(env)
+
+
+def test_span_kinds_are_read_case_blind_and_once():
+    assert Settings.from_env({"LENSBRIDGE_OTLP_SPAN_KINDS": "SERVER, consumer,server"}).otlp_span_kinds == (
+        "server", "consumer")

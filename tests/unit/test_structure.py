@@ -18,7 +18,7 @@ MAX_FUNCTION_LINES = 50
 SIZE_REASON = "Long because:"  # a module docstring line starting so says why it is longer
 FAUST = ("faust", "mode")  # Faust and the framework it is built on
 KAFKA = ("aiokafka", "kafka")
-PURE_THIRD_PARTY = {"orjson", "fastdigest", "numpy", "yaml"}
+PURE_THIRD_PARTY = {"orjson", "fastdigest", "numpy", "yaml", "google", "opentelemetry"}  # google.protobuf, opentelemetry.proto: decoding only
 
 
 @dataclass
